@@ -1,0 +1,123 @@
+// One typed LFM2 configuration, from GGUF metadata or a Hugging Face config.json (spec §2, §3.2).
+import { Lfm2Error } from "../errors.js";
+import { metaNumber, metaNumbers, metaString, type GgufValue } from "../formats/gguf.js";
+
+export interface Lfm2Config {
+  architecture: "lfm2";
+  vocabSize: number;
+  hiddenSize: number;        // D
+  nLayers: number;
+  nHeads: number;            // H
+  /** Per layer: KV heads of an attention layer, 0 for a conv layer. */
+  kvHeads: number[];
+  headDim: number;           // dh
+  ffDim: number;
+  convL: number;             // short-conv kernel length (3)
+  ropeTheta: number;
+  normEps: number;
+  contextLength: number;     // trained maximum
+}
+
+export const isAttention = (c: Lfm2Config, l: number) => c.kvHeads[l] > 0;
+
+function must(v: number | undefined, key: string): number {
+  if (v === undefined || !Number.isFinite(v)) throw new Lfm2Error("BAD_METADATA", `missing metadata ${key}`);
+  return v;
+}
+
+export function configFromGguf(meta: Map<string, GgufValue>): Lfm2Config {
+  const arch = metaString(meta, "general.architecture");
+  if (arch !== "lfm2") {
+    throw new Lfm2Error("UNSUPPORTED_ARCH", `architecture "${arch ?? "(none)"}" is not supported by this runtime (expected "lfm2")`);
+  }
+  const k = (s: string) => `${arch}.${s}`;
+  const hiddenSize = must(metaNumber(meta, k("embedding_length")), k("embedding_length"));
+  const nLayers = must(metaNumber(meta, k("block_count")), k("block_count"));
+  const nHeads = must(metaNumber(meta, k("attention.head_count")), k("attention.head_count"));
+  let kvHeads = metaNumbers(meta, k("attention.head_count_kv"));
+  if (!kvHeads) throw new Lfm2Error("BAD_METADATA", `missing metadata ${k("attention.head_count_kv")}`);
+  if (kvHeads.length === 1) kvHeads = new Array(nLayers).fill(kvHeads[0]);
+  const tokens = meta.get("tokenizer.ggml.tokens");
+  const vocabSize = metaNumber(meta, k("vocab_size")) ?? (Array.isArray(tokens) ? tokens.length : undefined);
+  const cfg: Lfm2Config = {
+    architecture: "lfm2",
+    vocabSize: must(vocabSize, k("vocab_size")),
+    hiddenSize,
+    nLayers,
+    nHeads,
+    kvHeads,
+    headDim: metaNumber(meta, k("attention.key_length")) ?? hiddenSize / nHeads,
+    ffDim: must(metaNumber(meta, k("feed_forward_length")), k("feed_forward_length")),
+    convL: metaNumber(meta, k("shortconv.l_cache")) ?? 3,
+    ropeTheta: metaNumber(meta, k("rope.freq_base")) ?? 1e6,
+    normEps: metaNumber(meta, k("attention.layer_norm_rms_epsilon")) ?? 1e-5,
+    contextLength: metaNumber(meta, k("context_length")) ?? 128000,
+  };
+  validateConfig(cfg);
+  return cfg;
+}
+
+/** HF config.json (both the original block_* keys and the newer transformers names; spec §2.1). */
+export function configFromHf(j: Record<string, any>): Lfm2Config {
+  const mt = j.model_type ?? j.architectures?.[0];
+  if (mt !== "lfm2" && mt !== "Lfm2ForCausalLM") {
+    throw new Lfm2Error("UNSUPPORTED_ARCH", `model_type "${mt}" is not supported by this runtime (expected "lfm2")`);
+  }
+  const D = j.hidden_size ?? j.block_dim;
+  const nLayers = j.num_hidden_layers;
+  const nHeads = j.num_attention_heads ?? j.num_heads;
+  const nKv = j.num_key_value_heads;
+  let attn: boolean[];
+  if (Array.isArray(j.layer_types)) attn = j.layer_types.map((t: string) => t === "full_attention");
+  else if (Array.isArray(j.full_attn_idxs)) attn = Array.from({ length: nLayers }, (_, i) => j.full_attn_idxs.includes(i));
+  else throw new Lfm2Error("BAD_METADATA", "config.json has neither layer_types nor full_attn_idxs");
+  let ff: number = j.block_ff_dim ?? j.intermediate_size;
+  if (j.block_auto_adjust_ff_dim) {
+    ff = Math.trunc((2 * ff) / 3);
+    if (j.block_ffn_dim_multiplier != null) ff = Math.trunc(j.block_ffn_dim_multiplier * ff);
+    const m = j.block_multiple_of ?? 256;
+    ff = m * Math.ceil(ff / m);
+  }
+  const cfg: Lfm2Config = {
+    architecture: "lfm2",
+    vocabSize: j.vocab_size,
+    hiddenSize: D,
+    nLayers,
+    nHeads,
+    kvHeads: attn.map((a) => (a ? nKv : 0)),
+    headDim: j.head_dim ?? D / nHeads,
+    ffDim: ff,
+    convL: j.conv_L_cache ?? 3,
+    ropeTheta: j.rope_theta ?? j.rope_parameters?.rope_theta ?? j.theta ?? 1e6,
+    normEps: j.norm_eps ?? j.block_norm_eps ?? 1e-5,
+    contextLength: j.max_position_embeddings ?? 128000,
+  };
+  validateConfig(cfg);
+  return cfg;
+}
+
+function validateConfig(c: Lfm2Config) {
+  const ints: [string, number, number][] = [["vocab size", c.vocabSize, 1 << 22], ["hidden size", c.hiddenSize, 1 << 16],
+    ["layer count", c.nLayers, 1024], ["head count", c.nHeads, 1024], ["head dim", c.headDim, 1024],
+    ["feed-forward size", c.ffDim, 1 << 18], ["conv length", c.convL, 16], ["context length", c.contextLength, 1 << 24]];
+  for (const [what, v, max] of ints) {
+    if (!Number.isInteger(v) || v < 1 || v > max) throw new Lfm2Error("BAD_METADATA", `${what} ${v} is out of range`);
+  }
+  if (c.kvHeads.length !== c.nLayers) throw new Lfm2Error("BAD_METADATA", `head_count_kv has ${c.kvHeads.length} entries for ${c.nLayers} layers`);
+  for (const h of c.kvHeads) if (!Number.isInteger(h) || h < 0 || h > c.nHeads || (h > 0 && c.nHeads % h !== 0)) {
+    throw new Lfm2Error("BAD_METADATA", `KV head count ${h} does not divide head count ${c.nHeads}`);
+  }
+  if (c.headDim % 2 !== 0) throw new Lfm2Error("BAD_METADATA", `head dim ${c.headDim} must be even for RoPE`);
+  if (!(c.normEps > 0 && c.normEps < 1)) throw new Lfm2Error("BAD_METADATA", `rms epsilon ${c.normEps} is out of range`);
+  if (!(c.ropeTheta > 0)) throw new Lfm2Error("BAD_METADATA", `rope base ${c.ropeTheta} is out of range`);
+}
+
+/** Shapes of the published dense sizes (spec §2.1), used by the synthetic-model generator. */
+export const LFM2_SHAPES = {
+  "350M": { hiddenSize: 1024, nLayers: 16, nHeads: 16, nKv: 8, ffDim: 4608, attn: [2, 5, 8, 10, 12, 14], vocabSize: 65536 },
+  "700M": { hiddenSize: 1536, nLayers: 16, nHeads: 24, nKv: 8, ffDim: 6912, attn: [2, 5, 8, 10, 12, 14], vocabSize: 65536 },
+  "1.2B": { hiddenSize: 2048, nLayers: 16, nHeads: 32, nKv: 8, ffDim: 8192, attn: [2, 5, 8, 10, 12, 14], vocabSize: 65536 },
+  "2.6B": { hiddenSize: 2048, nLayers: 30, nHeads: 32, nKv: 8, ffDim: 10752, attn: [2, 5, 9, 13, 17, 21, 24, 27], vocabSize: 65536 },
+  tiny: { hiddenSize: 256, nLayers: 6, nHeads: 4, nKv: 2, ffDim: 512, attn: [2, 4], vocabSize: 2048 },
+} as const;
+export type Lfm2ShapeName = keyof typeof LFM2_SHAPES;

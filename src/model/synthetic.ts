@@ -1,0 +1,119 @@
+// Synthetic LFM2 GGUF files with seeded random weights in real shapes: the built-in demo model,
+// test fixtures, and benchmark inputs. Weight scales are chosen so activations stay O(1) and greedy
+// logit margins are realistic (logit std ≈ 3).
+import { encodeGguf, type GgufWriteTensor, type GgufWriteValue } from "../formats/gguf-writer.js";
+import { GGML, ggmlTypeByName, type GgmlType, type GgmlTypeName } from "../formats/ggml-types.js";
+import { quantizeTensor } from "../formats/quantize.js";
+import { buildSyntheticVocab } from "../text/synthetic-vocab.js";
+import { LFM2_SHAPES, type Lfm2ShapeName } from "./config.js";
+
+export interface SyntheticOptions {
+  shape?: Lfm2ShapeName | (typeof LFM2_SHAPES)[Lfm2ShapeName];
+  /** Type of the 2-D weight matrices (norms and conv kernels stay F32, as in published files). */
+  weightType?: GgmlTypeName;
+  /** Type of token_embd (defaults to weightType). */
+  embedType?: GgmlTypeName;
+  /** Write an untied `output.weight` too. */
+  untiedOutput?: boolean;
+  /** Name the final norm `output_norm` (Ollama's converter) instead of `token_embd_norm`. */
+  finalNormName?: "token_embd_norm" | "output_norm";
+  seed?: number;
+  chatTemplate?: string;
+  name?: string;
+}
+
+/** Deterministic PRNG (mulberry32). */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Uniform values with standard deviation `std` around `mean`. */
+function randomTensor(rand: () => number, n: number, std: number, mean = 0): Float32Array {
+  const a = std * Math.sqrt(3) * 2;
+  const x = new Float32Array(n);
+  for (let i = 0; i < n; i++) x[i] = mean + (rand() - 0.5) * a;
+  return x;
+}
+
+export interface SyntheticTensor { name: string; shape: number[]; type: GgmlType; values: Float32Array }
+
+/** The f32 weights of a synthetic model (before encoding): shared by the GGUF and safetensors writers. */
+export function syntheticWeights(opts: SyntheticOptions = {}): { tensors: SyntheticTensor[]; shape: (typeof LFM2_SHAPES)[Lfm2ShapeName] } {
+  const shape = typeof opts.shape === "object" ? opts.shape : LFM2_SHAPES[opts.shape ?? "tiny"];
+  const wType = ggmlTypeByName(opts.weightType ?? "F32");
+  const eType = ggmlTypeByName(opts.embedType ?? opts.weightType ?? "F32");
+  const rand = mulberry32(opts.seed ?? 1234);
+  const D = shape.hiddenSize, ff = shape.ffDim, dh = D / shape.nHeads, V = shape.vocabSize;
+  const tensors: SyntheticTensor[] = [];
+  const mat = (name: string, nIn: number, nOut: number, gain = 0.7, type = wType) =>
+    tensors.push({ name, shape: [nIn, nOut], type, values: randomTensor(rand, nIn * nOut, gain / Math.sqrt(nIn)) });
+  const vec = (name: string, n: number, std = 0.1, mean = 1) =>
+    tensors.push({ name, shape: [n], type: GGML.F32, values: randomTensor(rand, n, std, mean) });
+  mat("token_embd.weight", D, V, 3, eType);
+  for (let l = 0; l < shape.nLayers; l++) {
+    const p = `blk.${l}.`;
+    vec(p + "attn_norm.weight", D);
+    if ((shape.attn as readonly number[]).includes(l)) {
+      mat(p + "attn_q.weight", D, D);
+      mat(p + "attn_k.weight", D, shape.nKv * dh);
+      mat(p + "attn_v.weight", D, shape.nKv * dh);
+      mat(p + "attn_output.weight", D, D);
+      vec(p + "attn_q_norm.weight", dh);
+      vec(p + "attn_k_norm.weight", dh);
+    } else {
+      mat(p + "shortconv.in_proj.weight", D, 3 * D, 1.2);
+      tensors.push({ name: p + "shortconv.conv.weight", shape: [3, D], type: GGML.F32, values: randomTensor(rand, 3 * D, 0.6) });
+      mat(p + "shortconv.out_proj.weight", D, D);
+    }
+    vec(p + "ffn_norm.weight", D);
+    mat(p + "ffn_gate.weight", D, ff);
+    mat(p + "ffn_up.weight", D, ff);
+    mat(p + "ffn_down.weight", ff, D);
+  }
+  vec((opts.finalNormName ?? "token_embd_norm") + ".weight", D);
+  if (opts.untiedOutput) mat("output.weight", D, V, 3, eType);
+  return { tensors, shape };
+}
+
+/** A complete LFM2 GGUF file (chunks) with a synthetic LFM2-style vocabulary. */
+export function syntheticGguf(opts: SyntheticOptions = {}): Uint8Array[] {
+  const { tensors, shape } = syntheticWeights(opts);
+  const vocab = buildSyntheticVocab(shape.vocabSize);
+  const arch = "lfm2";
+  const meta: Record<string, GgufWriteValue> = {
+    "general.architecture": { type: "string", value: arch },
+    "general.name": { type: "string", value: opts.name ?? "LFM2 synthetic (random weights)" },
+    "general.alignment": { type: "u32", value: 32 },
+    [`${arch}.context_length`]: { type: "u32", value: 128000 },
+    [`${arch}.embedding_length`]: { type: "u32", value: shape.hiddenSize },
+    [`${arch}.block_count`]: { type: "u32", value: shape.nLayers },
+    [`${arch}.feed_forward_length`]: { type: "u32", value: shape.ffDim },
+    [`${arch}.attention.head_count`]: { type: "u32", value: shape.nHeads },
+    [`${arch}.attention.head_count_kv`]: { type: "i32[]", value: Array.from({ length: shape.nLayers }, (_, l) => ((shape.attn as readonly number[]).includes(l) ? shape.nKv : 0)) },
+    [`${arch}.rope.freq_base`]: { type: "f32", value: 1e6 },
+    [`${arch}.attention.layer_norm_rms_epsilon`]: { type: "f32", value: 1e-5 },
+    [`${arch}.vocab_size`]: { type: "u32", value: shape.vocabSize },
+    [`${arch}.shortconv.l_cache`]: { type: "u32", value: 3 },
+    "tokenizer.ggml.model": { type: "string", value: "gpt2" },
+    "tokenizer.ggml.pre": { type: "string", value: "lfm2" },
+    "tokenizer.ggml.tokens": { type: "string[]", value: vocab.tokens },
+    "tokenizer.ggml.token_type": { type: "i32[]", value: vocab.types },
+    "tokenizer.ggml.merges": { type: "string[]", value: vocab.merges },
+    "tokenizer.ggml.bos_token_id": { type: "u32", value: 1 },
+    "tokenizer.ggml.eos_token_id": { type: "u32", value: 7 },
+    "tokenizer.ggml.eot_token_id": { type: "u32", value: 2 },
+    "tokenizer.ggml.padding_token_id": { type: "u32", value: 0 },
+    "tokenizer.ggml.add_bos_token": { type: "bool", value: true },
+    "tokenizer.ggml.add_eos_token": { type: "bool", value: false },
+  };
+  if (opts.chatTemplate) meta["tokenizer.chat_template"] = { type: "string", value: opts.chatTemplate };
+  const out: GgufWriteTensor[] = tensors.map((t) => ({ name: t.name, shape: t.shape, type: t.type, data: quantizeTensor(t.type, t.values, t.shape[0]) }));
+  return encodeGguf(meta, out);
+}
