@@ -96,3 +96,4 @@ registerCodec(GGML.Q4_0, {
     }
   },
 });
+import { registerMoreCodecs } from "./quantize-more.js"; registerMoreCodecs(registerCodec);
