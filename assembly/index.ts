@@ -1,0 +1,8 @@
+// The WASM module's exports: kernels only. Memory is imported and managed by bindings/arena.ts.
+export { quantizeQ8_0, quantizeQ8_K, roundF16, roundBf16, dequantRowF16, dequantRowBf16, dequantRowQ8_0, dequantRowQ4_0 } from "./quant";
+export { matmulF32, matmulF16, matmulBf16, matmulQ8_0, matmulQ4_0 } from "./matmul";
+export { rmsNorm } from "./norm";
+export { ropeNeox } from "./rope";
+export { kvStore, attention } from "./attention";
+export { shortConv } from "./shortconv";
+export { swiglu, addInPlace } from "./activations";

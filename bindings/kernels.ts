@@ -1,0 +1,33 @@
+// One row per weight type: which matmul kernel, which activation format it consumes, and how a
+// row is dequantized (embedding lookup). Adding a type touches this table and assembly/ only.
+import type { GgmlType } from "../src/formats/ggml-types.js";
+import { Lfm2Error } from "../src/errors.js";
+
+/** Activation formats: f32 as is, rounded to fp16 / bf16, or quantized into 32- or 256-blocks. */
+export type ActKind = "f32" | "f16" | "bf16" | "q8_0" | "q8_K";
+
+export interface TypeKernels { matmul: string; act: ActKind; dequantRow: string | null }
+
+export const TYPE_KERNELS: Record<string, TypeKernels> = {
+  F32: { matmul: "matmulF32", act: "f32", dequantRow: null },
+  F16: { matmul: "matmulF16", act: "f16", dequantRow: "dequantRowF16" },
+  BF16: { matmul: "matmulBf16", act: "bf16", dequantRow: "dequantRowBf16" },
+  Q8_0: { matmul: "matmulQ8_0", act: "q8_0", dequantRow: "dequantRowQ8_0" },
+  Q4_0: { matmul: "matmulQ4_0", act: "q8_0", dequantRow: "dequantRowQ4_0" },
+};
+
+export function kernelsFor(t: GgmlType, what: string): TypeKernels {
+  const k = TYPE_KERNELS[t.name];
+  if (!k) throw new Lfm2Error("UNSUPPORTED_TYPE", `${what} has type ${t.name}, which has no kernel in this build`);
+  return k;
+}
+
+/** Bytes of the activation buffer for nTok rows of n values. */
+export function actBytes(kind: ActKind, n: number, nTok: number): number {
+  switch (kind) {
+    case "f32": return 0;
+    case "f16": case "bf16": return n * nTok * 4;
+    case "q8_0": return (n + 12 * (n >> 5)) * nTok;
+    case "q8_K": return (n + 4 * (n >> 8) + 4 * (n >> 4)) * nTok;
+  }
+}

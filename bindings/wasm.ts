@@ -1,0 +1,96 @@
+// Instantiates the kernel module: picks the relaxed-SIMD build where the runtime supports it and the
+// shared-memory build when threads are possible, and exposes the exports with their real signatures.
+import { Lfm2Error } from "../src/errors.js";
+
+type P = number; // pointer into linear memory
+export interface KernelExports {
+  quantizeQ8_0(x: P, n: number, nTok: number, out: P): void;
+  quantizeQ8_K(x: P, n: number, nTok: number, out: P): void;
+  roundF16(x: P, n: number): void;
+  roundBf16(x: P, n: number): void;
+  dequantRowF16(src: P, dst: P, n: number): void;
+  dequantRowBf16(src: P, dst: P, n: number): void;
+  dequantRowQ8_0(src: P, dst: P, n: number): void;
+  dequantRowQ4_0(src: P, dst: P, n: number): void;
+  [name: `matmul${string}`]: (w: P, x: P, y: P, n: number, nTok: number, yStride: number, r0: number, r1: number) => void;
+  [name: `dequantRow${string}`]: (src: P, dst: P, n: number) => void;
+  rmsNorm(x: P, w: P, y: P, n: number, nRows: number, eps: number): void;
+  ropeNeox(x: P, cs: P, nHeads: number, dh: number, nTok: number): void;
+  kvStore(src: P, cache: P, width: number, pos0: number, nTok: number): void;
+  attention(q: P, k: P, v: P, out: P, nHeads: number, nKv: number, dh: number, nTok: number, pos0: number, kvLen: number, causal: number, scale: number, scratch: P): void;
+  shortConv(bcx: P, wT: P, state: P, y: P, d: number, L: number, nTok: number): void;
+  swiglu(g: P, u: P, out: P, n: number): void;
+  addInPlace(a: P, b: P, n: number): void;
+}
+
+export interface WasmOptions {
+  /** Where the .wasm files live (default: the package's build/ folder next to this module). */
+  wasmBaseUrl?: string | URL;
+  /** Pre-compiled module bytes or modules, keyed by variant name, for bundlers and workerd. */
+  wasmModules?: Partial<Record<WasmVariant, WebAssembly.Module | ArrayBuffer | Uint8Array>>;
+  /** Force plain SIMD even where relaxed SIMD is available. */
+  disableRelaxedSimd?: boolean;
+}
+
+export type WasmVariant = "lfm2-simd" | "lfm2-relaxed" | "lfm2-simd-mt" | "lfm2-relaxed-mt";
+
+// (module (func (result v128) v128.const i32x4 0 0 0 0 v128.const ... i32x4.relaxed_dot_i8x16_i7x16_add_s))
+const RELAXED_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 61, 1, 59, 0,
+  253, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 253, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  253, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 253, 147, 2, 11]);
+const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 22, 1, 20, 0,
+  253, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 11]);
+
+export function hasSimd(): boolean { return WebAssembly.validate(SIMD_PROBE); }
+export function hasRelaxedSimd(): boolean { return WebAssembly.validate(RELAXED_PROBE); }
+
+/** Threads need SharedArrayBuffer-backed memory and a context that may share it. */
+export function canShareMemory(): boolean {
+  try {
+    if (typeof SharedArrayBuffer === "undefined") return false;
+    if ((globalThis as any).crossOriginIsolated === false) return false;
+    new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+    return true;
+  } catch { return false; }
+}
+
+const isNodeLike = typeof process !== "undefined" && !!process.versions?.node;
+
+async function readWasm(url: URL): Promise<Uint8Array> {
+  if (url.protocol === "file:" && isNodeLike) {
+    const { readFile } = await import("node:fs/promises");
+    return new Uint8Array(await readFile(url));
+  }
+  const res = await fetch(url);
+  if (!res.ok) throw new Lfm2Error("IO", `could not fetch ${url}: HTTP ${res.status}`);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+const compiled = new Map<string, Promise<WebAssembly.Module>>();
+
+export async function compileVariant(variant: WasmVariant, opts: WasmOptions = {}): Promise<WebAssembly.Module> {
+  const given = opts.wasmModules?.[variant];
+  if (given instanceof WebAssembly.Module) return given;
+  if (given) return WebAssembly.compile(given instanceof Uint8Array ? given : new Uint8Array(given));
+  const base = opts.wasmBaseUrl ? new URL(String(opts.wasmBaseUrl)) : new URL("../build/", import.meta.url);
+  const url = new URL(`${variant}.wasm`, base.href.endsWith("/") ? base : new URL(base.href + "/"));
+  const key = url.href;
+  let p = compiled.get(key);
+  if (!p) {
+    p = readWasm(url).then((b) => WebAssembly.compile(b));
+    p.catch(() => compiled.delete(key));
+    compiled.set(key, p);
+  }
+  return p;
+}
+
+export function chooseVariant(threads: boolean, opts: WasmOptions = {}): WasmVariant {
+  if (!hasSimd()) throw new Lfm2Error("IO", "this JavaScript runtime lacks WebAssembly SIMD, which lfm2-wasm requires");
+  const relaxed = !opts.disableRelaxedSimd && hasRelaxedSimd();
+  return `lfm2-${relaxed ? "relaxed" : "simd"}${threads ? "-mt" : ""}` as WasmVariant;
+}
+
+export async function instantiateKernels(module: WebAssembly.Module, memory: WebAssembly.Memory): Promise<KernelExports> {
+  const inst = await WebAssembly.instantiate(module, { env: { memory } });
+  return inst.exports as unknown as KernelExports;
+}

@@ -1,0 +1,87 @@
+// loadModel(): source → parsed header → weights streamed into WebAssembly memory → a Model that
+// creates sessions. GGUF and Hugging Face safetensors are both accepted.
+import { Arena, createMemory, fmt, MAX_BYTES } from "../../bindings/arena.js";
+import { Ops } from "../../bindings/ops.js";
+import { canShareMemory, chooseVariant, compileVariant, instantiateKernels, type WasmOptions, type WasmVariant } from "../../bindings/wasm.js";
+import { Lfm2Error, throwIfAborted } from "../errors.js";
+import { NeedMoreBytes, parseGguf, type GgufFile, type GgufValue } from "../formats/gguf.js";
+import { openSource, streamSource, type ProgressCallback, type SourceInput } from "../io/source.js";
+import { Session, type SessionOptions } from "../session.js";
+import { configFromGguf, type Lfm2Config } from "./config.js";
+import { Lfm2Forward } from "./lfm2.js";
+import { planWeights, weightArenaBytes } from "./weights.js";
+
+export interface LoadOptions extends WasmOptions {
+  onProgress?: ProgressCallback;
+  signal?: AbortSignal;
+  /** Largest prefill chunk (tokens per forward step); default 64. */
+  chunkSize?: number;
+}
+
+export interface ModelInfo {
+  architecture: string;
+  name?: string;
+  format: "gguf" | "safetensors";
+  config: Lfm2Config;
+  /** Tensor type → number of tensors of that type. */
+  tensorTypes: Record<string, number>;
+  parameters: number;
+  /** Bytes of weights held in WebAssembly memory. */
+  weightBytes: number;
+  /** Which kernel build runs: relaxed SIMD or plain SIMD, shared memory or not. */
+  wasmVariant: WasmVariant;
+  threads: number;
+  metadata: Map<string, GgufValue>;
+}
+
+export class Model {
+  constructor(readonly info: ModelInfo, private fwd: Lfm2Forward, private arena: Arena) {}
+
+  createSession(opts: SessionOptions = {}): Session {
+    const ctx = opts.contextLength ?? Math.min(4096, this.info.config.contextLength);
+    return new Session(this.fwd, { ...opts, contextLength: ctx });
+  }
+
+  /** Bytes of WebAssembly memory in use (weights, scratch, sessions). */
+  get memoryBytes(): number { return this.arena.memory.buffer.byteLength; }
+}
+
+export async function loadModel(input: SourceInput, opts: LoadOptions = {}): Promise<Model> {
+  throwIfAborted(opts.signal);
+  const src = await openSource(input, opts.signal);
+  const parse = (prefix: Uint8Array): GgufFile | undefined => {
+    try { return parseGguf(prefix, src.size); } catch (e) { if (e instanceof NeedMoreBytes) return undefined; throw e; }
+  };
+  const shared = false; // threads arrive with the worker pool
+  const variant = chooseVariant(shared, opts);
+  const modulePromise = compileVariant(variant, opts);
+  let plan: ReturnType<typeof planWeights> | undefined;
+  let cfg: Lfm2Config | undefined;
+  let arena: Arena | undefined;
+  const chunk = opts.chunkSize ?? 64;
+  const file = await streamSource(src, parse, (h, offset, bytes) => {
+    if (!plan) {
+      cfg = configFromGguf(h.metadata);
+      const need = weightArenaBytes(cfg, h.tensors);
+      if (need > MAX_BYTES * 0.95) {
+        throw new Lfm2Error("MODEL_TOO_LARGE", `${src.name} holds ${fmt(need)} of weights; one WebAssembly memory holds at most ${fmt(MAX_BYTES)}`);
+      }
+      arena = new Arena(createMemory(need + (64 << 20), shared));
+      plan = planWeights(cfg, h.tensors, arena);
+    }
+    plan.sink(offset, bytes);
+  }, { signal: opts.signal, onProgress: opts.onProgress });
+  const weights = plan!.finish();
+  const kernels = await instantiateKernels(await modulePromise, arena!.memory);
+  const c = cfg!;
+  const ops = new Ops(kernels, arena!, Math.max(c.hiddenSize * 3, c.ffDim, c.nHeads * c.headDim), chunk);
+  const fwd = new Lfm2Forward(c, weights, ops, chunk);
+  const types: Record<string, number> = {};
+  let params = 0;
+  for (const t of file.tensors) { types[t.type.name] = (types[t.type.name] ?? 0) + 1; params += t.shape.reduce((a, b) => a * b, 1); }
+  const name = file.metadata.get("general.name");
+  return new Model({
+    architecture: "lfm2", name: typeof name === "string" ? name : undefined, format: "gguf", config: c,
+    tensorTypes: types, parameters: params, weightBytes: plan!.weightBytes, wasmVariant: variant, threads: 1, metadata: file.metadata,
+  }, fwd, arena!);
+}
