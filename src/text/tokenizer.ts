@@ -76,7 +76,41 @@ const C_LETTER = 1, C_NUMBER = 2, C_SPACE = 4;
 // Run-length table of General_Category L (letters) and N (numbers) over U+0000..U+10FFFF for Unicode 15.1:
 // each run is its length in base 36 followed by O (other), L (letter) or N (number). Generated from the
 // Unicode 15.1.0 UCD; identical to the L/N flags of llama.cpp's tables (checked code point by code point).
-__UNICODE_TABLE__
+const UNICODE_15_1_LN =
+  "1cOaN7OqL6OqL1bO1L7O2N1O1L3O1N1L1O3N1OnL1OvL1OcqL4OcLeO5L7O1L1O1L3lO5L1O2L2O4L1O1L6O1L1O3L1O1L1OkL1O" +
+  "2bL1O3vL8O4mL1O12L2O1L6O15L1zOrL4O4L19O17LlOaN4O2L1O2rL1O1LfO2L7O2LaN3L2O1LgO1L1OuLtO2hLbO1LeOaNxL9O" +
+  "2L4O1L5OmL4O1L9O1L3O1LnOpL7ObL5OoL1O6LhO16L1mO1iL3O1LiO1L7OaL4OaN1OgL4O8L2O2L2OmL1O7L1O1L3O4L3O1LgO1" +
+  "LdO2L1O3L4OaN2L2O6N2O1L8O6L4O2L2OmL1O7L1O2L1O2L1O2LvO4L1O1L7OaN2O3LgO9L1O3L1OmL1O7L1O2L1O5L3O1LiO1Lf" +
+  "O2L4OaN9O1LbO8L2O2L2OmL1O7L1O2L1O5L3O1LuO2L1O3L4OaN1O1L6NbO1L1O6L3O3L1O4L3O2L1O1L1O2L3O2L3O3L3OcLmO1" +
+  "LlOdNiO8L1O3L1OnL1OgL3O1LqO3L2O1L2O2L4OaN8O7N1O1L4O8L1O3L1OnL1OaL1O5L3O1LvO2L1O2L4OaN1O2LhO9L1O3L1O1" +
+  "5L2O1LgO1L5O3L1O7N3L4OjN1O6L5OiL3OoL1O9L1O1L2O7LvOaNhO1cL1O2LcO7L9OaN13O2L1O1L1O5L1OoL1O1L1OaL1O2L9O" +
+  "1L2O5L1O1L9OaN2O4LwO1LvOkNcO8L1O10LrO5L37O17LkO1LaN6O6L4O4L3O1L3O2L7O3L4OdLcO1L1OaN6O12L1O1L5O1L2O17" +
+  "L1O99L1O4L2O7L1O1L1O4L2O15L1O4L2OxL1O4L2O7L1O1L1O4L2OfL1O1lL1O4L2O1vLeOkN3OgLgO2eL2O6L3Oh8L2OhL1OqL5" +
+  "O23L3O3N8L7OiLdOjLeOiLeOdL1O3LfO1gLzO1L4O1L3OaN6OaNmOaN6O2hL7O5L2OyL1O1L5O1yLaOvL13OaNuL2O5LbO18L4Oq" +
+  "L6ObN11OnL9O1hL17OaN6OaNdO1L2lO1bLhO8L3OaN15OuLdO2LaN18LqO10LsOaN3O3LaN10L2O9L7O17L2O3L15O4L1O6L1O2L" +
+  "3O1L5O5cL1sO7qL2O6L2O12L2O6L2O8L1O1L1O1L1O1L1OvL2O1hL1O7L1O1L3O3L1O7L3O4L2O6L4OdL5O3L1O7L37O1N1L2O6N" +
+  "5O1LaN6OdL2tO1L4O1L2OaL1O1L3O5L6O1L1O1L1O1L1O4L1ObL2O4L5O5L4O1L1O1fN2L5Nk6O1oN26OmNhiOuNvgO6dL6O4L3O" +
+  "2L9O1N2O12L1O1L5O1L2O1kL7O1LgOnL9O7L1O7L1O7L1O7L1O7L1O7L1O7L1O7L28O1Ld1O2L1NpO9N7O5L2O3N2L4O2eL6O3L1" +
+  "O2iL1O4L5O17L1O2mL3O4NaOwL1cOgLwOaNuO8N1OfNwOaN13OfN8wO534L1sOh3hL1vO1aL2O7hL3OgLaN2LkO1bLgOvL2O1yLa" +
+  "N13O9L2O2vL2O1sL5O2L1O1L1O5LoOgL1O3L1O4L1OnLdO6NaO1gLeO1eLsOaNoO6L3O1L1O2L1OaNsLaOnLpOtL7O1bLsO1LaN6" +
+  "O5L1OaLaN5L1O15LnO3L1O8L4OaN6OnL3O1L3O1eL1O1L3O2L2O5L2O1L1O1LoO3L2ObL7O3LcO6L2O6L2O6L9O7L1O7L1O17L1O" +
+  "eL6O37LdOaN6O8mcLcOnL4O1dL6isOa6L2O2yL12O7LcO5L5O1L1OaL1OdL1O5L1O1L1O2L1O2L1O30LxOa3LiO1sL2O1iL14OcL" +
+  "38O5L1O3rLjOaN7OqL6OqLbO2hL3O6L2O6L2O6L2O3LzOcL1OqL1OjL1O2L1OfL2OeLyO3fLcO19NcO1lNhO2N6sOtL3O1dLgOrN" +
+  "4OwL4N9OkL1N8L1N5O12LaOuL2O10L4O8L1O5N16O4eL2OaN6O10L4O10L4O14L8O1gLcObL1OfL1O7L1O2L1ObL1OfL1O7L1O2L" +
+  "1vO8nL9OmLaO8LoO6L1O16L1O9L1xO6L2O1L1O18L1O2L3O1L2OnL2O8NnL2O7NvL8O9N1cOjL1O2L5O5NmL6N4OqL1yO1kL4O2N" +
+  "2LgN2O1aN1LfO4L1O3L1OtLaO9NnOtL2N1OtL3NwO8L1OsL6O5NgO1iLaOmL2O8NjL5O8NiLnO7N28O21L1jO1fLdO1fL7O6N10L" +
+  "cOaN86OvN1O16L6O2L26OtLaN1L8OmLbO4NrOiL1aOlL7NkOnLcO1hLqOuN1O2L2O1LdO19LwOpL7OaN9O10LfOaN4O1L2O1L8Oz" +
+  "L3O1LcO1cLeO4LbOaN1L1O1L4OkNbOiL1OpLjO2L1rO7L1O1L1O4L1OfL1OaL7O1bLhOaNbO8L2O2L2OmL1O7L1O2L1O5L3O1LiO" +
+  "1LcO5L4eO1hLiO4L5OaN5O3LuO1cLkO2L1O1L8OaN4mO1bL15O4L10O1cLkO1LbOaN12O17LdO1L7OaN1iOrLlOcN4O7L55O18L3" +
+  "8O1sLjNcO8L2O1L2O8L1O2L1OoLfO1L1O1LeOaN1yO8L2O13LgO1L1O1LsO1LaO14L7O1LlO1LbO1aLjO1LiO21L7bO9L1O11LhO" +
+  "1LfOtN5OuL34O7L1O2L1O12LlO1L9OaN6O6L1O2L1OwLeO1L7OaN8mOjLfO1L1OdL1OyLsOaN2eO1LfOlN17OpmL2uO33NhO5gL2" +
+  "18O2pLfOtsLhO6L33tOg7L6ntOftL7OvL1OaN6O27L1OaN6OuLiO1cLgO4LcOaN1O7N1OlL5OjLj4O1sLnN2xO23L5O1L1uOdL1s" +
+  "O2L1O1LsO4qgL8OyeL16O9L6w7O4L1O7L1O2L1O83LfO1LtO3L2O1LeO4L8Ob0L1s4O2zL5OdL3O9L7OaL4diOkNcOkN30OpN3rO" +
+  "2dL1O1zL1O2L2O1L2O2L2O4L1OcL1O1L1O7L1O1tL1O4L2O8L1O7L1OsL1O4L1O5L1O1L3O7L1O9gL2OpL1OpL1OvL1OpL1OvL1O" +
+  "pL1OvL1OpL1OvL1OpL1O8L2O1eN1dsOvL6O6L79O1qL42O19LaO7L2OaN4O1L8xOuLiO18L4OaNd2OsL4OaNkmO7L1O4L1O2L1Of" +
+  "L1O5hL2O9N1cO1wL7O1L4OaNlzO1nN1O3N1O4N24O19N1OfN5eO4L1OrL1O2L1O1L2O1L1OaL1O4L1O1L1O1L6O1L4O1L1O1L1O1" +
+  "L1O3L1O2L1O1L2O1L1O1L1O1L1O1L1O1L1O2L1O1L2O4L1O7L1O4L1O4L1O1L1OaL1OhL5O3L1O5L1OhLg4OdN25fOaNsmOwyoLw" +
+  "O37eL6O66L2O4g2LeO5rlLfOhaL1wiOf2L15uO3t7L5O38gLjgwgO";
 // Unicode White_Space property (llama.cpp's unicode_set_whitespace).
 const WHITE_SPACE = [0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x20, 0x85, 0xa0, 0x1680, 0x2000, 0x2001, 0x2002, 0x2003, 0x2004, 0x2005,
   0x2006, 0x2007, 0x2008, 0x2009, 0x200a, 0x2028, 0x2029, 0x202f, 0x205f, 0x3000];
@@ -195,6 +229,7 @@ export function preTokenize(text: string): string[] {
 // ---- helpers ----------------------------------------------------------------------------------------
 
 const utf8Encoder = new TextEncoder();
+const utf8Decoder = new TextDecoder("utf-8");
 const EMPTY = new Uint8Array(0);
 // Token texts that llama.cpp always treats as end-of-generation (and forces to CONTROL).
 const EOG_TEXTS = ["<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>", "<EOT>", "_<EOT>", "<|end_of_text|>", "<end_of_utterance>"];
@@ -240,20 +275,18 @@ function cleanUpSpaces(s: string): string {
     if (i > 0 && s[i - 1] === " " && (x === "?" || x === "!" || x === "." || x === ",")) a = a.slice(0, -1);
     a += x;
   }
-  // pass 2: " ' " → "'"
+  // pass 2: " ' " → "'" (left to right, a removed space cannot start the next match)
   let b = "";
+  let blanked = -1;
   for (let i = 0; i < a.length; i++) {
     const x = a[i];
-    if (i > 0 && x === "'" && i + 1 < a.length && a[i - 1] === " " && a[i + 1] === " " && !(i >= 2 && skipMark[i - 1])) {
-      b = b.slice(0, -1);
-      skipMark[i + 1] = 1;
-      b += x;
-      i++;
+    if (i > 0 && x === "'" && i + 1 < a.length && a[i - 1] === " " && i - 1 !== blanked && a[i + 1] === " ") {
+      b = b.slice(0, -1) + x;
+      blanked = ++i;
       continue;
     }
     b += x;
   }
-  skipMark.length = 0;
   // pass 3: " 's", " 'm", " 're", " 've" lose the space
   let c = "";
   for (let i = 0; i < b.length; i++) {
@@ -270,7 +303,6 @@ function cleanUpSpaces(s: string): string {
   }
   return c;
 }
-const skipMark: number[] = [];
 
 // ---- the tokenizer ----------------------------------------------------------------------------------
 
@@ -303,6 +335,7 @@ export class Tokenizer {
   private readonly trie: TrieNode = { next: new Map(), ids: [] };
   private readonly firstUnit = new Uint8Array(65536);
   private readonly specialOrder: Int32Array; // id → position in llama.cpp's cache_special_tokens order, -1 if not special
+  private readonly specialIds: Int32Array; // position → id
   // scratch buffers
   private cps = new Uint32Array(256);
   private offs = new Uint32Array(257);
@@ -377,6 +410,7 @@ export class Tokenizer {
     specials.sort((a, b) => lens.get(b)! - lens.get(a)! || a - b);
     this.specialOrder = new Int32Array(n).fill(-1);
     specials.forEach((s, k) => { this.specialOrder[s] = k; });
+    this.specialIds = Int32Array.from(specials);
     for (const s of specials) {
       const text = this.tokens[s];
       let node = this.trie;
@@ -519,7 +553,6 @@ export class Tokenizer {
     const accepted: number[] = []; // quadruples: start, end, fragment-gap-left, fragment-gap-right
     const ids: number[] = [];
     let curOrder = -1, lastEnd = 0;
-    const orderToId = new Map<number, number>();
     for (const k of idx) {
       const order = occ[3 * k], s = occ[3 * k + 1], e = occ[3 * k + 2];
       if (order !== curOrder) { curOrder = order; lastEnd = 0; }
@@ -527,8 +560,7 @@ export class Tokenizer {
       let free = true;
       for (let p = s; p < e; p++) if (used[p]) { free = false; break; }
       if (!free) continue;
-      let sid = orderToId.get(order);
-      if (sid === undefined) { sid = this.specialOrder.indexOf(order); orderToId.set(order, sid); }
+      const sid = this.specialIds[order];
       let ls = s, re = e;
       if (this.lstrip.has(sid)) while (ls > 0 && !used[ls - 1] && isCSpace(text.charCodeAt(ls - 1))) ls--;
       if (this.rstrip.has(sid)) while (re < L && !used[re] && isCSpace(text.charCodeAt(re))) re++;
@@ -710,7 +742,7 @@ export class Tokenizer {
     const buf = new Uint8Array(total);
     let o = 0;
     for (const p of parts) { buf.set(p, o); o += p.length; }
-    const s = new TextDecoder("utf-8").decode(buf);
+    const s = utf8Decoder.decode(buf);
     return opts.cleanSpaces ? cleanUpSpaces(s) : s;
   }
 
