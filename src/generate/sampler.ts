@@ -426,13 +426,26 @@ export class Sampler {
     }
     const t = o.temperature ?? 1;
     if (t !== 1) for (let i = 0; i < n; i++) vals[i] = vals[i]! / t;
-    softmaxInPlace(vals, n);
     const p = o.topP ?? 1;
+    const mp = o.minP ?? 0;
+    if (p >= 1 && mp > 0 && !sorted) {
+      // Without top-p, min-p can run before the softmax, in log space (p_i ≥ minP·p_max ⇔
+      // l_i ≥ l_max + ln minP), which spares exponentials for the many tokens it drops.
+      let max = -Infinity;
+      for (let i = 0; i < n; i++) if (vals[i]! > max) max = vals[i]!;
+      const thr = max + Math.log(mp);
+      let w = 0;
+      for (let i = 0; i < n; i++) {
+        if (vals[i]! >= thr) { ids[w] = ids[i]!; vals[w] = vals[i]!; w++; }
+      }
+      n = w;
+    }
+    softmaxInPlace(vals, n);
     if (p < 1) {
       n = topPInPlace(ids, vals, n, p, sorted);
       sorted = true;
     }
-    n = minPInPlace(ids, vals, n, o.minP ?? 0, sorted);
+    n = minPInPlace(ids, vals, n, mp, sorted);
     let total = 0;
     for (let i = 0; i < n; i++) total += vals[i]!;
     let u = this.rng.next() * total;
