@@ -6,14 +6,19 @@ import { Lfm2Error } from "../src/errors.js";
 /** Activation formats: f32 as is, rounded to fp16 / bf16, or quantized into 32- or 256-blocks. */
 export type ActKind = "f32" | "f16" | "bf16" | "q8_0" | "q8_K";
 
-export interface TypeKernels { matmul: string; act: ActKind; dequantRow: string | null }
+/** A row-interleaved layout made at load time (assembly/matmul-x4.ts): bytes per 32-block per 4 rows. */
+export interface X4Kernels { matmul: string; repack: string; dequantRow: string; groupBlockBytes: number }
+
+export interface TypeKernels { matmul: string; act: ActKind; dequantRow: string | null; x4?: X4Kernels }
 
 export const TYPE_KERNELS: Record<string, TypeKernels> = {
   F32: { matmul: "matmulF32", act: "f32", dequantRow: null },
   F16: { matmul: "matmulF16", act: "f16", dequantRow: "dequantRowF16" },
   BF16: { matmul: "matmulBf16", act: "bf16", dequantRow: "dequantRowBf16" },
-  Q8_0: { matmul: "matmulQ8_0", act: "q8_0", dequantRow: "dequantRowQ8_0" },
-  Q4_0: { matmul: "matmulQ4_0", act: "q8_0", dequantRow: "dequantRowQ4_0" },
+  Q8_0: { matmul: "matmulQ8_0", act: "q8_0", dequantRow: "dequantRowQ8_0",
+    x4: { matmul: "matmulQ8_0x4", repack: "repackQ8_0", dequantRow: "dequantRowQ8_0x4", groupBlockBytes: 144 } },
+  Q4_0: { matmul: "matmulQ4_0", act: "q8_0", dequantRow: "dequantRowQ4_0",
+    x4: { matmul: "matmulQ4_0x4", repack: "repackQ4_0", dequantRow: "dequantRowQ4_0x4", groupBlockBytes: 80 } },
 };
 
 export function kernelsFor(t: GgmlType, what: string): TypeKernels {

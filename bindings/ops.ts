@@ -48,14 +48,16 @@ export class Ops {
   matmul(m: Matrix, a: Activation, y: number): void {
     const kern = kernelsFor(m.type, "matrix");
     const x = this.prepare(a, kern.act);
-    if (this.executor && m.nOut * a.n * a.nTok >= 1 << 16) this.executor.matmul(kern.matmul, m.ptr, x, y, a.n, a.nTok, m.nOut, m.nOut);
-    else this.k[kern.matmul as `matmul${string}`](m.ptr, x, y, a.n, a.nTok, m.nOut, 0, m.nOut);
+    const fn = m.x4 ? kern.x4!.matmul : kern.matmul;
+    if (this.executor && m.nOut * a.n * a.nTok >= 1 << 16) this.executor.matmul(fn, m.ptr, x, y, a.n, a.nTok, m.nOut, m.nOut);
+    else this.k[fn as `matmul${string}`](m.ptr, x, y, a.n, a.nTok, m.nOut, 0, m.nOut);
   }
 
   /** Row `row` of a matrix, dequantized to f32 at dst (embedding lookup). */
   rowToF32(m: Matrix, row: number, dst: number): void {
-    const src = m.ptr + row * m.rowBytes;
     const kern = kernelsFor(m.type, "embedding");
+    if (m.x4) { this.k[kern.x4!.dequantRow as `dequantRow${string}x4`](m.ptr, row, m.nIn, dst); return; }
+    const src = m.ptr + row * m.rowBytes;
     if (kern.dequantRow === null) this.arena.u8(dst, m.rowBytes).set(this.arena.u8(src, m.rowBytes));
     else this.k[kern.dequantRow as `dequantRow${string}`](src, dst, m.nIn);
   }

@@ -14,6 +14,8 @@ export interface KernelExports {
   dequantRowQ4_0(src: P, dst: P, n: number): void;
   [name: `matmul${string}`]: (w: P, x: P, y: P, n: number, nTok: number, yStride: number, r0: number, r1: number) => void;
   [name: `dequantRow${string}`]: (src: P, dst: P, n: number) => void;
+  [name: `dequantRow${string}x4`]: (w: P, row: number, n: number, dst: P) => void;
+  [name: `repack${string}`]: (dst: P, src: P, nRows: number, n: number, scratch: P) => void;
   rmsNorm(x: P, w: P, y: P, n: number, nRows: number, eps: number): void;
   ropeNeox(x: P, cs: P, nHeads: number, dh: number, nTok: number): void;
   kvStore(src: P, cache: P, width: number, pos0: number, nTok: number): void;

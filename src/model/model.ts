@@ -71,8 +71,8 @@ export async function loadModel(input: SourceInput, opts: LoadOptions = {}): Pro
     }
     plan.sink(offset, bytes);
   }, { signal: opts.signal, onProgress: opts.onProgress });
-  const weights = plan!.finish();
   const kernels = await instantiateKernels(await modulePromise, arena!.memory);
+  const weights = plan!.finish(kernels);
   const c = cfg!;
   const ops = new Ops(kernels, arena!, Math.max(c.hiddenSize * 3, c.ffDim, c.nHeads * c.headDim), chunk);
   const fwd = new Lfm2Forward(c, weights, ops, chunk);

@@ -2,13 +2,18 @@
 // their file type (no full-size copies in JS); norms and conv kernels (tiny) are converted to f32.
 import { Lfm2Error } from "../errors.js";
 import type { TensorInfo } from "../formats/gguf.js";
-import { GGML, type GgmlType } from "../formats/ggml-types.js";
+import { GGML, rowBytes, type GgmlType } from "../formats/ggml-types.js";
+import type { KernelExports } from "../../bindings/wasm.js";
 import { dequantizeTensor } from "../formats/quantize.js";
 import { kernelsFor } from "../../bindings/kernels.js";
 import type { Arena } from "../../bindings/arena.js";
 import { isAttention, type Lfm2Config } from "./config.js";
 
-export interface Matrix { ptr: number; type: GgmlType; nIn: number; nOut: number; rowBytes: number }
+export interface Matrix {
+  ptr: number; type: GgmlType; nIn: number; nOut: number; rowBytes: number;
+  /** Rows interleaved by four at load time (see bindings/kernels.ts X4Kernels). */
+  x4: boolean;
+}
 
 export interface LayerWeights {
   attnNorm: number; ffnNorm: number;
@@ -56,7 +61,7 @@ const sameShape = (a: number[], b: number[]) => {
   return x.length === y.length && x.every((v, i) => v === y[i]);
 };
 
-interface Slot { info: TensorInfo; kind: Kind; dst: number; staging?: Uint8Array }
+interface Slot { info: TensorInfo; kind: Kind; dst: number; staging?: Uint8Array; /** file bytes land here, repacked at finish */ tail?: number }
 
 /**
  * Allocate every weight in the arena and return a byte sink for the file's data section plus a
@@ -75,8 +80,11 @@ export function planWeights(c: Lfm2Config, tensors: TensorInfo[], arena: Arena) 
       throw new Lfm2Error("SHAPE_MISMATCH", `tensor ${w.name} has shape [${info.shape}] but the config implies [${w.shape}]`);
     }
     if (w.kind === "matrix") {
-      kernelsFor(info.type, w.name);
-      slots.set(w.name, { info, kind: w.kind, dst: arena.alloc(info.byteLength) });
+      const bytes = matrixBytes(info, w.name);
+      if (bytes !== info.byteLength) {
+        const dst = arena.alloc(bytes);
+        slots.set(w.name, { info, kind: w.kind, dst, tail: dst + bytes - info.byteLength });
+      } else slots.set(w.name, { info, kind: w.kind, dst: arena.alloc(info.byteLength) });
     } else {
       const n = w.shape.reduce((a, b) => a * b, 1);
       slots.set(w.name, { info, kind: w.kind, dst: arena.alloc(n * 4), staging: new Uint8Array(info.byteLength) });
@@ -97,14 +105,23 @@ export function planWeights(c: Lfm2Config, tensors: TensorInfo[], arena: Arena) 
       const part = chunk.subarray(from - offset, to - offset);
       const at = from - s.info.offset;
       if (s.staging) s.staging.set(part, at);
-      else arena.u8(s.dst + at, part.length).set(part);
+      else arena.u8((s.tail ?? s.dst) + at, part.length).set(part);
       placed += part.length;
     }
   }
 
-  function finish(): Lfm2Weights {
+  function finish(kernels: KernelExports): Lfm2Weights {
     const total = ordered.reduce((a, s) => a + s.info.byteLength, 0);
     if (placed !== total) throw new Lfm2Error("TRUNCATED", `only ${placed} of ${total} weight bytes were read`);
+    const mark = arena.mark();
+    for (const s of ordered) {
+      if (s.tail === undefined) continue;
+      const x4 = kernelsFor(s.info.type, s.info.name).x4!;
+      const nOut = s.info.byteLength / rowBytes(s.info.type, s.info.shape[0]);
+      const scratch = arena.alloc(4 * rowBytes(s.info.type, s.info.shape[0]));
+      kernels[x4.repack as `repack${string}`](s.dst, s.tail, nOut, s.info.shape[0], scratch);
+      arena.release(mark);
+    }
     for (const s of ordered) {
       if (!s.staging) continue;
       const n = s.info.shape.reduce((a, b) => a * b, 1);
@@ -120,7 +137,7 @@ export function planWeights(c: Lfm2Config, tensors: TensorInfo[], arena: Arena) 
     const mat = (name: string): Matrix => {
       const s = slots.get(name)!;
       const nIn = s.info.shape[0], nOut = s.info.shape.slice(1).reduce((a, b) => a * b, 1);
-      return { ptr: s.dst, type: s.info.type, nIn, nOut, rowBytes: s.info.byteLength / nOut };
+      return { ptr: s.dst, type: s.info.type, nIn, nOut, rowBytes: s.info.byteLength / nOut, x4: s.tail !== undefined };
     };
     const vec = (name: string) => slots.get(name)!.dst;
     const layers: LayerWeights[] = [];
@@ -146,6 +163,13 @@ export function planWeights(c: Lfm2Config, tensors: TensorInfo[], arena: Arena) 
   return { sink, finish, weightBytes };
 }
 
+/** Bytes a matrix occupies in memory: its file size, or its x4-interleaved size where that applies. */
+function matrixBytes(info: TensorInfo, name: string): number {
+  const x4 = kernelsFor(info.type, name).x4;
+  const nOut = info.shape.slice(1).reduce((a, b) => a * b, 1);
+  return x4 && nOut % 4 === 0 ? (nOut / 4) * (info.shape[0] / 32) * x4.groupBlockBytes : info.byteLength;
+}
+
 /** Bytes the arena will need for these weights (for the size check before allocating). */
 export function weightArenaBytes(c: Lfm2Config, tensors: TensorInfo[]): number {
   const byName = new Map(tensors.map((t) => [t.name, t]));
@@ -153,7 +177,7 @@ export function weightArenaBytes(c: Lfm2Config, tensors: TensorInfo[]): number {
   for (const w of expectedTensors(c)) {
     const t = byName.get(w.name);
     if (!t) continue;
-    n += (w.kind === "matrix" ? t.byteLength : w.shape.reduce((a, b) => a * b, 1) * 4) + 64;
+    n += (w.kind === "matrix" ? matrixBytes(t, w.name) : w.shape.reduce((a, b) => a * b, 1) * 4) + 64;
   }
   return n + c.hiddenSize * 4 + 64;
 }
