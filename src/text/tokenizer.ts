@@ -264,44 +264,44 @@ function utf8Length(s: string): number {
 
 const isCSpace = (c: number) => c === 0x20 || (c >= 0x09 && c <= 0x0d);
 
-interface TrieNode { next: Map<number, TrieNode>; ids: number[] }
-
 /** llama.cpp's space clean-up passes of llama_detokenize (clean_spaces = true for BPE vocabularies). */
 function cleanUpSpaces(s: string): string {
+  if (!s.includes(" ")) return s;
   // pass 1: " ?", " !", " .", " ," lose the space
-  let a = "";
+  const a: string[] = [];
   for (let i = 0; i < s.length; i++) {
     const x = s[i];
-    if (i > 0 && s[i - 1] === " " && (x === "?" || x === "!" || x === "." || x === ",")) a = a.slice(0, -1);
-    a += x;
+    if (i > 0 && s[i - 1] === " " && (x === "?" || x === "!" || x === "." || x === ",")) a.pop();
+    a.push(x);
   }
-  // pass 2: " ' " → "'" (left to right, a removed space cannot start the next match)
-  let b = "";
+  // pass 2: " ' " → "'" (left to right; a removed space cannot start the next match)
+  const b: string[] = [];
   let blanked = -1;
   for (let i = 0; i < a.length; i++) {
     const x = a[i];
     if (i > 0 && x === "'" && i + 1 < a.length && a[i - 1] === " " && i - 1 !== blanked && a[i + 1] === " ") {
-      b = b.slice(0, -1) + x;
+      b.pop();
+      b.push(x);
       blanked = ++i;
       continue;
     }
-    b += x;
+    b.push(x);
   }
-  // pass 3: " 's", " 'm", " 're", " 've" lose the space
-  let c = "";
+  // pass 3: " 's", " 'm", " 're", " 've" lose the space (" 't", " 'd", " 'll" keep it)
+  const c: string[] = [];
   for (let i = 0; i < b.length; i++) {
     const x = b[i];
     if (i > 0 && b[i - 1] === " " && x === "'" && i + 1 < b.length) {
       const x1 = b[i + 1];
-      if (x1 === "s" || x1 === "m") c = c.slice(0, -1);
+      if (x1 === "s" || x1 === "m") c.pop();
       else if (x1 !== "t" && x1 !== "d" && i + 2 < b.length) {
         const x2 = b[i + 2];
-        if ((x1 === "r" && x2 === "e") || (x1 === "v" && x2 === "e")) c = c.slice(0, -1);
+        if ((x1 === "r" && x2 === "e") || (x1 === "v" && x2 === "e")) c.pop();
       }
     }
-    c += x;
+    c.push(x);
   }
-  return c;
+  return c.join("");
 }
 
 // ---- the tokenizer ----------------------------------------------------------------------------------
@@ -318,7 +318,7 @@ export class Tokenizer {
   readonly ignoreMerges: boolean;
 
   private readonly tokens: string[];
-  private readonly types: Uint8Array;
+  private readonly types: Int32Array;
   private readonly attrs: Uint8Array;
   private readonly textToId = new Map<string, number>();
   private readonly mergeList: [string, string][] = [];
@@ -332,7 +332,8 @@ export class Tokenizer {
   private readonly lstrip: Set<number>;
   private readonly rstrip: Set<number>;
   // special-token matcher
-  private readonly trie: TrieNode = { next: new Map(), ids: [] };
+  private readonly trieNext = new Map<number, number>(); // node * 65536 + UTF-16 unit → child node (root = 0)
+  private readonly trieIds: (number[] | undefined)[] = [undefined]; // special ids whose text ends at a node
   private readonly firstUnit = new Uint8Array(65536);
   private readonly specialOrder: Int32Array; // id → position in llama.cpp's cache_special_tokens order, -1 if not special
   private readonly specialIds: Int32Array; // position → id
@@ -347,7 +348,7 @@ export class Tokenizer {
     if (n >= PAIR_MUL / 2) throw new Lfm2Error("BAD_METADATA", `tokenizer vocabulary too large (${n})`);
     this.vocabSize = n;
     this.tokens = data.tokens.map((t, i) => (t === "" ? `[EMPTY_${i}]` : t)); // llama.cpp renames empty tokens
-    this.types = new Uint8Array(n);
+    this.types = new Int32Array(n);
     this.attrs = new Uint8Array(n);
     for (let i = 0; i < n; i++) {
       const t = data.types && i < data.types.length ? data.types[i] : TokenType.NORMAL;
@@ -413,14 +414,14 @@ export class Tokenizer {
     this.specialIds = Int32Array.from(specials);
     for (const s of specials) {
       const text = this.tokens[s];
-      let node = this.trie;
+      let node = 0;
       for (let i = 0; i < text.length; i++) {
-        const u = text.charCodeAt(i);
-        let nx = node.next.get(u);
-        if (!nx) { nx = { next: new Map(), ids: [] }; node.next.set(u, nx); }
+        const key = node * 65536 + text.charCodeAt(i);
+        let nx = this.trieNext.get(key);
+        if (nx === undefined) { nx = this.trieIds.length; this.trieIds.push(undefined); this.trieNext.set(key, nx); }
         node = nx;
       }
-      node.ids.push(s);
+      (this.trieIds[node] ??= []).push(s);
       this.firstUnit[text.charCodeAt(0)] = 1;
     }
   }
@@ -534,10 +535,11 @@ export class Tokenizer {
     const L = text.length, first = this.firstUnit;
     for (let i = 0; i < L; i++) {
       if (!first[text.charCodeAt(i)]) continue;
-      let node: TrieNode | undefined = this.trie, j = i;
-      while (j < L && (node = node.next.get(text.charCodeAt(j)))) {
+      let node: number | undefined = 0, j = i;
+      while (j < L && (node = this.trieNext.get(node * 65536 + text.charCodeAt(j))) !== undefined) {
         j++;
-        for (const sid of node.ids) {
+        const ends = this.trieIds[node];
+        if (ends) for (const sid of ends) {
           if (!parseSpecial && this.attrs[sid] & (A_CONTROL | A_UNKNOWN)) continue;
           occ.push(this.specialOrder[sid], i, j);
         }
