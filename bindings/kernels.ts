@@ -19,6 +19,12 @@ export const TYPE_KERNELS: Record<string, TypeKernels> = {
     x4: { matmul: "matmulQ8_0x4", repack: "repackQ8_0", dequantRow: "dequantRowQ8_0x4", groupBlockBytes: 144 } },
   Q4_0: { matmul: "matmulQ4_0", act: "q8_0", dequantRow: "dequantRowQ4_0",
     x4: { matmul: "matmulQ4_0x4", repack: "repackQ4_0", dequantRow: "dequantRowQ4_0x4", groupBlockBytes: 80 } },
+  Q4_1: { matmul: "matmulQ4_1", act: "q8_0", dequantRow: "dequantRowQ4_1" }, // the q8_0 buffer carries Q8_1's s
+  Q5_0: { matmul: "matmulQ5_0", act: "q8_0", dequantRow: "dequantRowQ5_0" },
+  Q5_1: { matmul: "matmulQ5_1", act: "q8_0", dequantRow: "dequantRowQ5_1" },
+  Q4_K: { matmul: "matmulQ4_K", act: "q8_K", dequantRow: "dequantRowQ4_K" },
+  Q5_K: { matmul: "matmulQ5_K", act: "q8_K", dequantRow: "dequantRowQ5_K" },
+  Q6_K: { matmul: "matmulQ6_K", act: "q8_K", dequantRow: "dequantRowQ6_K" },
 };
 
 export function kernelsFor(t: GgmlType, what: string): TypeKernels {

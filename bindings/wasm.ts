@@ -36,15 +36,26 @@ export interface WasmOptions {
 
 export type WasmVariant = "lfm2-simd" | "lfm2-relaxed" | "lfm2-simd-mt" | "lfm2-relaxed-mt";
 
-// (module (func (result v128) v128.const i32x4 0 0 0 0 v128.const ... i32x4.relaxed_dot_i8x16_i7x16_add_s))
-const RELAXED_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 61, 1, 59, 0,
-  253, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 253, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-  253, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 253, 147, 2, 11]);
+const v128Const = (byte: number) => [253, 12, ...new Array(16).fill(byte)];
+// (func (export "f") (result i32) (i32x4.extract_lane 0 (i32x4.relaxed_dot_i8x16_i7x16_add_s
+//    (v128.const i8x16 -1 …) (v128.const i8x16 1 …) (v128.const 0))))  → must return −4
+const RELAXED_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 127, 3, 2, 1, 0, 7, 5, 1, 1, 102, 0, 0,
+  10, 64, 1, 62, 0, ...v128Const(255), ...v128Const(1), ...v128Const(0), 253, 147, 2, 253, 27, 0, 11]);
 const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 22, 1, 20, 0,
-  253, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 11]);
+  ...v128Const(0), 11]);
 
 export function hasSimd(): boolean { return WebAssembly.validate(SIMD_PROBE); }
-export function hasRelaxedSimd(): boolean { return WebAssembly.validate(RELAXED_PROBE); }
+/**
+ * Relaxed SIMD that validates and computes right. Executing the probe matters: Node 20's V8 (flag
+ * --experimental-wasm-relaxed-simd) validates it but its baseline compiler returns doubled dot products.
+ */
+export function hasRelaxedSimd(): boolean {
+  try {
+    if (!WebAssembly.validate(RELAXED_PROBE)) return false;
+    const f = new WebAssembly.Instance(new WebAssembly.Module(RELAXED_PROBE)).exports.f as () => number;
+    return f() === -4;
+  } catch { return false; }
+}
 
 /** Threads need SharedArrayBuffer-backed memory and a context that may share it. */
 export function canShareMemory(): boolean {

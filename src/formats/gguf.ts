@@ -78,7 +78,8 @@ class Cursor {
   typed<T extends GgufTypedArray>(Ctor: { new(b: ArrayBuffer): T; BYTES_PER_ELEMENT: number }, count: number): T {
     const n = count * Ctor.BYTES_PER_ELEMENT;
     this.need(n);
-    const copy = this.bytes.slice(this.pos, this.pos + n); // copy: aligned and independent of the read buffer
+    const copy = new Uint8Array(n); // a copy: aligned, and independent of the read buffer (Buffer.slice would not copy)
+    copy.set(this.bytes.subarray(this.pos, this.pos + n));
     this.pos += n;
     return new Ctor(copy.buffer);
   }

@@ -2,6 +2,7 @@
 // creates sessions. GGUF and Hugging Face safetensors are both accepted.
 import { Arena, createMemory, fmt, MAX_BYTES } from "../../bindings/arena.js";
 import { Ops } from "../../bindings/ops.js";
+import { WorkerPool } from "../../bindings/threads.js";
 import { canShareMemory, chooseVariant, compileVariant, instantiateKernels, type WasmOptions, type WasmVariant } from "../../bindings/wasm.js";
 import { Lfm2Error, throwIfAborted } from "../errors.js";
 import { NeedMoreBytes, parseGguf, type GgufFile, type GgufValue } from "../formats/gguf.js";
@@ -16,6 +17,11 @@ export interface LoadOptions extends WasmOptions {
   signal?: AbortSignal;
   /** Largest prefill chunk (tokens per forward step); default 64. */
   chunkSize?: number;
+  /**
+   * Threads for matmuls (this one included). Default: the machine's cores, at most 4. Needs shared
+   * WebAssembly memory (cross-origin isolation in browsers); falls back to 1 where it is unavailable.
+   */
+  threads?: number;
 }
 
 export interface ModelInfo {
@@ -31,11 +37,16 @@ export interface ModelInfo {
   /** Which kernel build runs: relaxed SIMD or plain SIMD, shared memory or not. */
   wasmVariant: WasmVariant;
   threads: number;
+  /** Why threads are off, when they are. */
+  threadsNote?: string;
   metadata: Map<string, GgufValue>;
 }
 
 export class Model {
-  constructor(readonly info: ModelInfo, private fwd: Lfm2Forward, private arena: Arena) {}
+  constructor(readonly info: ModelInfo, private fwd: Lfm2Forward, private arena: Arena, private pool: WorkerPool | null) {}
+
+  /** Stop worker threads. The model must not be used afterwards. */
+  dispose(): void { this.pool?.terminate(); this.pool = null; }
 
   createSession(opts: SessionOptions = {}): Session {
     const ctx = opts.contextLength ?? Math.min(4096, this.info.config.contextLength);
@@ -52,7 +63,14 @@ export async function loadModel(input: SourceInput, opts: LoadOptions = {}): Pro
   const parse = (prefix: Uint8Array): GgufFile | undefined => {
     try { return parseGguf(prefix, src.size); } catch (e) { if (e instanceof NeedMoreBytes) return undefined; throw e; }
   };
-  const shared = false; // threads arrive with the worker pool
+  const cores = (globalThis as any).navigator?.hardwareConcurrency ?? 2;
+  let threads = Math.max(1, Math.floor(opts.threads ?? Math.min(4, cores)));
+  let threadsNote: string | undefined;
+  if (threads > 1 && !canShareMemory()) {
+    threads = 1;
+    threadsNote = "shared WebAssembly memory is unavailable here (no SharedArrayBuffer or not cross-origin isolated)";
+  }
+  const shared = threads > 1;
   const variant = chooseVariant(shared, opts);
   const modulePromise = compileVariant(variant, opts);
   let plan: ReturnType<typeof planWeights> | undefined;
@@ -76,12 +94,22 @@ export async function loadModel(input: SourceInput, opts: LoadOptions = {}): Pro
   const c = cfg!;
   const ops = new Ops(kernels, arena!, Math.max(c.hiddenSize * 3, c.ffDim, c.nHeads * c.headDim), chunk);
   const fwd = new Lfm2Forward(c, weights, ops, chunk);
+  let pool: WorkerPool | null = null;
+  if (threads > 1) {
+    try {
+      pool = await WorkerPool.create(threads, await modulePromise, kernels, arena!);
+      ops.executor = pool;
+    } catch (e) {
+      threadsNote = `worker threads could not start: ${(e as Error).message}`;
+      threads = 1;
+    }
+  }
   const types: Record<string, number> = {};
   let params = 0;
   for (const t of file.tensors) { types[t.type.name] = (types[t.type.name] ?? 0) + 1; params += t.shape.reduce((a, b) => a * b, 1); }
   const name = file.metadata.get("general.name");
   return new Model({
     architecture: "lfm2", name: typeof name === "string" ? name : undefined, format: "gguf", config: c,
-    tensorTypes: types, parameters: params, weightBytes: plan!.weightBytes, wasmVariant: variant, threads: 1, metadata: file.metadata,
-  }, fwd, arena!);
+    tensorTypes: types, parameters: params, weightBytes: plan!.weightBytes, wasmVariant: variant, threads, threadsNote, metadata: file.metadata,
+  }, fwd, arena!, pool);
 }
