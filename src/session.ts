@@ -3,6 +3,9 @@
 // recomputing it (the conv state cannot be rewound; the KV cache can, by position).
 import { Lfm2Error, throwIfAborted } from "./errors.js";
 import type { Lfm2Forward, Lfm2State } from "./model/lfm2.js";
+import type { Tokenizer } from "./text/tokenizer.js";
+import type { ChatMessage } from "./text/chat-template.js";
+import { chat, chatStream, generate, type ChatDelta, type ChatOptions, type ChatResult, type GenerateDelta, type GenerateOptions, type GenerateResult } from "./generate/generate.js";
 
 export interface SessionOptions {
   /** Positions the KV cache holds (default: min(4096, the model's trained context)). */
@@ -22,7 +25,7 @@ export class Session {
   private lastLogits: Float32Array | null = null;
   private static readonly MAX_CHECKPOINTS = 8;
 
-  constructor(private fwd: Lfm2Forward, opts: SessionOptions = {}) {
+  constructor(private fwd: Lfm2Forward, opts: SessionOptions = {}, private tokenizer: Tokenizer | null = null, private chatTemplate?: string) {
     const ctx = opts.contextLength ?? Math.min(4096, fwd.cfg.contextLength);
     if (!Number.isInteger(ctx) || ctx < 1) throw new Lfm2Error("BAD_INPUT", `contextLength must be a positive integer, got ${ctx}`);
     this.contextLength = ctx;
@@ -99,6 +102,28 @@ export class Session {
     this.checkpoints = this.checkpoints.filter((c) => c.pos <= cp.pos);
     this.lastLogits = null;
     return cp.pos;
+  }
+
+  private tok(): Tokenizer {
+    if (!this.tokenizer) throw new Lfm2Error("BAD_INPUT", "this model file has no tokenizer: pass token ids");
+    return this.tokenizer;
+  }
+
+  /**
+   * Generate text (async iterator of per-token deltas; its return value is the full result).
+   * A prompt sharing a prefix with what the session already holds resumes from the cache.
+   */
+  generate(prompt: string | ArrayLike<number>, opts: GenerateOptions = {}): AsyncGenerator<GenerateDelta, GenerateResult> {
+    return generate(this, this.tok(), prompt, opts);
+  }
+
+  /** Chat turn: renders the conversation with the model's template and reuses the cached prefix. */
+  chat(messages: ChatMessage[], opts: ChatOptions = {}): Promise<ChatResult> {
+    return chat(this, this.tok(), messages, opts, this.chatTemplate);
+  }
+
+  chatStream(messages: ChatMessage[], opts: ChatOptions = {}): AsyncGenerator<ChatDelta, ChatResult> {
+    return chatStream(this, this.tok(), messages, opts, this.chatTemplate);
   }
 
   reset(): void {

@@ -10,6 +10,9 @@ import { openSource, streamSource, type ProgressCallback, type SourceInput } fro
 import { Session, type SessionOptions } from "../session.js";
 import { configFromGguf, type Lfm2Config } from "./config.js";
 import { Lfm2Forward } from "./lfm2.js";
+import { Tokenizer } from "../text/tokenizer.js";
+import type { ChatMessage } from "../text/chat-template.js";
+import type { ChatDelta, ChatOptions, ChatResult } from "../generate/generate.js";
 import { planWeights, weightArenaBytes } from "./weights.js";
 
 export interface LoadOptions extends WasmOptions {
@@ -43,14 +46,31 @@ export interface ModelInfo {
 }
 
 export class Model {
-  constructor(readonly info: ModelInfo, private fwd: Lfm2Forward, private arena: Arena, private pool: WorkerPool | null) {}
+  private chatSession: Session | null = null;
+  constructor(readonly info: ModelInfo, private fwd: Lfm2Forward, private arena: Arena, private pool: WorkerPool | null,
+    /** The model's tokenizer (null if the file carries none). */
+    readonly tokenizer: Tokenizer | null, readonly chatTemplate: string | undefined) {}
+
+  /** Chat with the model (OpenAI-style messages); turns reuse one internal session's cache. */
+  chat(messages: ChatMessage[], opts: ChatOptions & { contextLength?: number } = {}): Promise<ChatResult> {
+    return this.defaultSession(opts.contextLength).chat(messages, opts);
+  }
+
+  chatStream(messages: ChatMessage[], opts: ChatOptions & { contextLength?: number } = {}): AsyncGenerator<ChatDelta, ChatResult> {
+    return this.defaultSession(opts.contextLength).chatStream(messages, opts);
+  }
+
+  private defaultSession(ctx?: number): Session {
+    if (!this.chatSession || (ctx !== undefined && ctx !== this.chatSession.contextLength)) this.chatSession = this.createSession({ contextLength: ctx });
+    return this.chatSession;
+  }
 
   /** Stop worker threads. The model must not be used afterwards. */
   dispose(): void { this.pool?.terminate(); this.pool = null; }
 
   createSession(opts: SessionOptions = {}): Session {
     const ctx = opts.contextLength ?? Math.min(4096, this.info.config.contextLength);
-    return new Session(this.fwd, { ...opts, contextLength: ctx });
+    return new Session(this.fwd, { ...opts, contextLength: ctx }, this.tokenizer, this.chatTemplate);
   }
 
   /** Bytes of WebAssembly memory in use (weights, scratch, sessions). */
@@ -108,8 +128,10 @@ export async function loadModel(input: SourceInput, opts: LoadOptions = {}): Pro
   let params = 0;
   for (const t of file.tensors) { types[t.type.name] = (types[t.type.name] ?? 0) + 1; params += t.shape.reduce((a, b) => a * b, 1); }
   const name = file.metadata.get("general.name");
+  const tokenizer = file.metadata.has("tokenizer.ggml.tokens") ? Tokenizer.fromGguf(file.metadata) : null;
+  const template = file.metadata.get("tokenizer.chat_template");
   return new Model({
     architecture: "lfm2", name: typeof name === "string" ? name : undefined, format: "gguf", config: c,
     tensorTypes: types, parameters: params, weightBytes: plan!.weightBytes, wasmVariant: variant, threads, threadsNote, metadata: file.metadata,
-  }, fwd, arena!, pool);
+  }, fwd, arena!, pool, tokenizer, typeof template === "string" ? template : undefined);
 }

@@ -1,0 +1,158 @@
+// Text generation over a session: prompt → (prefix reuse) → prefill → sample/decode loop with stop
+// rules, streamed as deltas. Chat = template rendering + generation + tool-call parsing.
+import { Lfm2Error, abortError } from "../errors.js";
+import type { Tokenizer } from "../text/tokenizer.js";
+import { LFM2_CHAT_TEMPLATE, renderChat, type ChatMessage, type ToolDefinition } from "../text/chat-template.js";
+import { TOOL_CALL_END, TOOL_CALL_START, ToolCallStreamParser, type ToolCall } from "../text/tool-calls.js";
+import { LFM2_DEFAULT_SAMPLING, Sampler, type SamplingOptions } from "./sampler.js";
+import { StopStringMatcher } from "./stop.js";
+import { JsonSchemaMatcher, TokenConstraint, sampleConstrained, type JsonSchema } from "./json-schema.js";
+
+/** What generation needs from a session (src/session.ts implements it). */
+export interface GenerationTarget {
+  readonly contextLength: number;
+  readonly tokens: readonly number[];
+  forward(tokens: ArrayLike<number>, opts?: { signal?: AbortSignal }): Promise<Float32Array>;
+  rewindToPrefix(tokens: readonly number[]): number;
+  checkpoint(): void;
+}
+
+export interface GenerateOptions extends SamplingOptions {
+  /** Most tokens to generate (default 256). Generation also ends when the context is full. */
+  maxTokens?: number;
+  /** Strings that end generation (not included in the output). */
+  stop?: string[];
+  /** Extra token ids that end generation, besides the model's end-of-generation tokens. */
+  stopTokens?: number[];
+  signal?: AbortSignal;
+  /** Constrain output to JSON matching this schema. */
+  jsonSchema?: JsonSchema;
+  /** Add BOS when encoding a string prompt (default: the tokenizer's setting). */
+  addBos?: boolean;
+  /** Special tokens whose text is kept in the output (others are dropped), e.g. tool-call markers. */
+  keepSpecialTokens?: string[];
+}
+
+export type FinishReason = "stop" | "length" | "context";
+
+export interface GenerateDelta { token: number; text: string }
+
+export interface Usage { promptTokens: number; completionTokens: number; /** prompt tokens served from the cache */ cachedTokens: number }
+
+export interface GenerateResult { text: string; tokens: number[]; finishReason: FinishReason; usage: Usage; timings: { prefillMs: number; decodeMs: number } }
+
+/**
+ * Generate from a prompt (text, or token ids). Yields a delta per token (text may be "" while a UTF-8
+ * sequence or a possible stop string is held back) and returns the result. An aborted signal throws
+ * Lfm2Error("ABORTED"); the session keeps every token it accepted and stays usable.
+ */
+export async function* generate(target: GenerationTarget, tok: Tokenizer, prompt: string | ArrayLike<number>, opts: GenerateOptions = {}): AsyncGenerator<GenerateDelta, GenerateResult> {
+  const ids = typeof prompt === "string" ? tok.encode(prompt, { addBos: opts.addBos }) : Array.from(prompt);
+  if (ids.length === 0) throw new Lfm2Error("BAD_INPUT", "the prompt is empty");
+  if (ids.length >= target.contextLength) {
+    throw new Lfm2Error("CONTEXT_OVERFLOW", `the prompt has ${ids.length} tokens; the session's context holds ${target.contextLength} (one more is needed to generate)`);
+  }
+  const maxTokens = opts.maxTokens ?? 256;
+  if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new Lfm2Error("BAD_INPUT", `maxTokens must be a non-negative integer, got ${maxTokens}`);
+  const sampler = new Sampler({ ...samplingOf(opts) }, tok.vocabSize);
+  const stopIds = new Set([...tok.eogIds, ...(opts.stopTokens ?? [])]);
+  const stops = new StopStringMatcher(opts.stop ?? []);
+  const decoder = tok.createDecoder({ skipSpecial: false });
+  const keep = new Set(opts.keepSpecialTokens ?? []);
+  const visible = (id: number) => !tok.isSpecial(id) || keep.has(tok.tokenText(id));
+  const constraint = opts.jsonSchema === undefined ? null : new TokenConstraint(new JsonSchemaMatcher(opts.jsonSchema), {
+    vocabSize: tok.vocabSize, eogIds: tok.eogIds, isSpecial: (id) => tok.isSpecial(id), tokenText: (id) => tok.decode([id]),
+  });
+  const signal = opts.signal;
+  if (signal?.aborted) throw abortError(signal);
+
+  const t0 = performance.now();
+  const cached = target.rewindToPrefix(ids);
+  let logits = await target.forward(ids.slice(cached), { signal });
+  target.checkpoint();
+  const t1 = performance.now();
+  const out: number[] = [];
+  let text = "";
+  let finishReason: FinishReason = "length";
+  const history = () => target.tokens;
+  while (out.length < maxTokens) {
+    if (signal?.aborted) throw abortError(signal);
+    const id = constraint ? sampleConstrained(sampler, logits, history(), constraint) : sampler.sample(logits, history());
+    constraint?.advance(id);
+    if (stopIds.has(id)) { finishReason = "stop"; break; }
+    out.push(id);
+    const piece = stops.push(visible(id) ? decoder.push(id) : "");
+    text += piece.text;
+    yield { token: id, text: piece.text };
+    if (piece.stopped || constraint?.finished) { finishReason = "stop"; break; }
+    if (target.tokens.length >= target.contextLength) { finishReason = "context"; break; }
+    if (out.length === maxTokens) break;
+    logits = await target.forward([id], { signal });
+  }
+  if (!stops.stopped) {
+    const tail = stops.push(decoder.flush()).text + stops.flush();
+    if (tail) { text += tail; yield { token: -1, text: tail }; }
+  }
+  target.checkpoint();
+  return {
+    text, tokens: out, finishReason,
+    usage: { promptTokens: ids.length, completionTokens: out.length, cachedTokens: cached },
+    timings: { prefillMs: t1 - t0, decodeMs: performance.now() - t1 },
+  };
+}
+
+function samplingOf(o: GenerateOptions): SamplingOptions {
+  const { temperature, topK, topP, minP, repetitionPenalty, presencePenalty, frequencyPenalty, penaltyLastN, logitBias, seed } = o;
+  const given = { temperature, topK, topP, minP, repetitionPenalty, presencePenalty, frequencyPenalty, penaltyLastN, logitBias, seed };
+  const any = Object.values(given).some((v) => v !== undefined);
+  const base = any ? {} : { ...LFM2_DEFAULT_SAMPLING };
+  for (const [k, v] of Object.entries(given)) if (v !== undefined) (base as any)[k] = v;
+  return base;
+}
+
+// ---- chat ------------------------------------------------------------------------------------------
+
+export interface ChatOptions extends GenerateOptions {
+  tools?: ToolDefinition[];
+  /** A Jinja chat template (default: the model file's, else the official LFM2 template). */
+  template?: string;
+}
+
+export interface ChatDelta { text: string; toolCalls: ToolCall[] }
+
+export interface ChatResult { text: string; toolCalls: ToolCall[]; finishReason: FinishReason; usage: Usage; timings: GenerateResult["timings"] }
+
+export function renderPrompt(tok: Tokenizer, messages: ChatMessage[], opts: ChatOptions, fileTemplate?: string): number[] {
+  const bos = tok.bosId === null ? "" : tok.tokenText(tok.bosId);
+  const eos = tok.eosId === null ? "" : tok.tokenText(tok.eosId);
+  const text = renderChat(messages, { template: opts.template ?? fileTemplate ?? LFM2_CHAT_TEMPLATE, tools: opts.tools, bosToken: bos, eosToken: eos });
+  return tok.encode(text, { addBos: false }); // the template emits BOS itself
+}
+
+/** Streaming chat: yields text deltas and completed tool calls; returns the whole result. */
+export async function* chatStream(target: GenerationTarget, tok: Tokenizer, messages: ChatMessage[], opts: ChatOptions = {}, fileTemplate?: string): AsyncGenerator<ChatDelta, ChatResult> {
+  const prompt = renderPrompt(tok, messages, opts, fileTemplate);
+  // tool-call markers are special tokens: keep their text so the parser sees them
+  const gen = generate(target, tok, prompt, { ...opts, keepSpecialTokens: [TOOL_CALL_START, TOOL_CALL_END] });
+  const parser = new ToolCallStreamParser();
+  const calls: ToolCall[] = [];
+  let text = "";
+  let r = await gen.next();
+  while (!r.done) {
+    const d = parser.push(r.value.text);
+    text += d.text;
+    calls.push(...d.toolCalls);
+    if (d.text || d.toolCalls.length) yield { text: d.text, toolCalls: d.toolCalls };
+    r = await gen.next();
+  }
+  const end = parser.end();
+  calls.push(...end.toolCalls);
+  text += end.text;
+  if (end.text || end.toolCalls.length) yield { text: end.text, toolCalls: end.toolCalls };
+  return { text, toolCalls: calls, finishReason: r.value.finishReason, usage: r.value.usage, timings: r.value.timings };
+}
+
+export async function chat(target: GenerationTarget, tok: Tokenizer, messages: ChatMessage[], opts: ChatOptions = {}, fileTemplate?: string): Promise<ChatResult> {
+  const it = chatStream(target, tok, messages, opts, fileTemplate);
+  for (;;) { const r = await it.next(); if (r.done) return r.value; }
+}
