@@ -56,7 +56,7 @@ export class Ops {
   /** Row `row` of a matrix, dequantized to f32 at dst (embedding lookup). */
   rowToF32(m: Matrix, row: number, dst: number): void {
     const kern = kernelsFor(m.type, "embedding");
-    if (m.x4) { this.k[kern.x4!.dequantRow as `dequantRow${string}x4`](m.ptr, row, m.nIn, dst); return; }
+    if (m.x4) { this.k[kern.x4!.dequantRow as `dequantRow${string}`](m.ptr, row, m.nIn, dst); return; }
     const src = m.ptr + row * m.rowBytes;
     if (kern.dequantRow === null) this.arena.u8(dst, m.rowBytes).set(this.arena.u8(src, m.rowBytes));
     else this.k[kern.dequantRow as `dequantRow${string}`](src, dst, m.nIn);

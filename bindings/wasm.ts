@@ -13,8 +13,8 @@ export interface KernelExports {
   dequantRowQ8_0(src: P, dst: P, n: number): void;
   dequantRowQ4_0(src: P, dst: P, n: number): void;
   [name: `matmul${string}`]: (w: P, x: P, y: P, n: number, nTok: number, yStride: number, r0: number, r1: number) => void;
-  [name: `dequantRow${string}`]: (src: P, dst: P, n: number) => void;
-  [name: `dequantRow${string}x4`]: (w: P, row: number, n: number, dst: P) => void;
+  /** Row dequantizers: (src, dst, n) for file layouts, (w, row, n, dst) for the x4 layouts. */
+  [name: `dequantRow${string}`]: ((src: P, dst: P, n: number) => void) & ((w: P, row: number, n: number, dst: P) => void);
   [name: `repack${string}`]: (dst: P, src: P, nRows: number, n: number, scratch: P) => void;
   rmsNorm(x: P, w: P, y: P, n: number, nRows: number, eps: number): void;
   ropeNeox(x: P, cs: P, nHeads: number, dh: number, nTok: number): void;
@@ -84,13 +84,13 @@ const compiled = new Map<string, Promise<WebAssembly.Module>>();
 export async function compileVariant(variant: WasmVariant, opts: WasmOptions = {}): Promise<WebAssembly.Module> {
   const given = opts.wasmModules?.[variant];
   if (given instanceof WebAssembly.Module) return given;
-  if (given) return WebAssembly.compile(given instanceof Uint8Array ? given : new Uint8Array(given));
+  if (given) return WebAssembly.compile((given instanceof Uint8Array ? given : new Uint8Array(given)) as Uint8Array<ArrayBuffer>);
   const base = opts.wasmBaseUrl ? new URL(String(opts.wasmBaseUrl)) : new URL("../build/", import.meta.url);
   const url = new URL(`${variant}.wasm`, base.href.endsWith("/") ? base : new URL(base.href + "/"));
   const key = url.href;
   let p = compiled.get(key);
   if (!p) {
-    p = readWasm(url).then((b) => WebAssembly.compile(b));
+    p = readWasm(url).then((b) => WebAssembly.compile(b as Uint8Array<ArrayBuffer>));
     p.catch(() => compiled.delete(key));
     compiled.set(key, p);
   }

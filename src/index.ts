@@ -1,4 +1,4 @@
-export { loadModel, Model, type LoadOptions, type ModelInfo } from "./model/model.js";
+export { loadModel, Model, type LoadOptions, type ModelInfo, type ModelInput, type HfModelInput } from "./model/model.js";
 export { Session, type SessionOptions } from "./session.js";
 export { Lfm2Error, type Lfm2ErrorCode } from "./errors.js";
 export type { Lfm2Config } from "./model/config.js";

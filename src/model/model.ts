@@ -5,10 +5,11 @@ import { Ops } from "../../bindings/ops.js";
 import { WorkerPool } from "../../bindings/threads.js";
 import { canShareMemory, chooseVariant, compileVariant, instantiateKernels, type WasmOptions, type WasmVariant } from "../../bindings/wasm.js";
 import { Lfm2Error, throwIfAborted } from "../errors.js";
-import { NeedMoreBytes, parseGguf, type GgufFile, type GgufValue } from "../formats/gguf.js";
-import { openSource, streamSource, type ProgressCallback, type SourceInput } from "../io/source.js";
+import { NeedMoreBytes, parseGguf, type GgufValue, type TensorInfo } from "../formats/gguf.js";
+import { parseSafetensors } from "../formats/safetensors.js";
+import { openSource, streamSource, type ByteSource, type ProgressCallback, type SourceInput } from "../io/source.js";
 import { Session, type SessionOptions } from "../session.js";
-import { configFromGguf, type Lfm2Config } from "./config.js";
+import { configFromGguf, configFromHf, type Lfm2Config } from "./config.js";
 import { Lfm2Forward } from "./lfm2.js";
 import { Tokenizer } from "../text/tokenizer.js";
 import type { ChatMessage } from "../text/chat-template.js";
@@ -77,11 +78,97 @@ export class Model {
   get memoryBytes(): number { return this.arena.memory.buffer.byteLength; }
 }
 
-export async function loadModel(input: SourceInput, opts: LoadOptions = {}): Promise<Model> {
+/** A Hugging Face model: config.json + model.safetensors (+ tokenizer files), each as data or a source. */
+export interface HfModelInput {
+  config: Record<string, unknown> | string;
+  safetensors: SourceInput;
+  tokenizer?: Record<string, unknown> | string;
+  tokenizerConfig?: Record<string, unknown> | string;
+  chatTemplate?: string;
+}
+
+export type ModelInput = SourceInput | HfModelInput;
+
+interface Header { tensors: TensorInfo[]; metadata: Map<string, GgufValue>; config: Lfm2Config }
+
+interface Resolved {
+  src: ByteSource;
+  format: "gguf" | "safetensors";
+  parse(prefix: Uint8Array, size: number): Header;
+  tokenizer(h: Header): Tokenizer | null;
+  chatTemplate(h: Header): string | undefined;
+}
+
+const asJson = (v: Record<string, unknown> | string | undefined, what: string): Record<string, any> | undefined => {
+  if (v === undefined || typeof v === "object") return v;
+  try { return JSON.parse(v); } catch (e) { throw new Lfm2Error("BAD_INPUT", `${what} is not valid JSON`, { cause: e }); }
+};
+
+function isHfInput(x: unknown): x is HfModelInput {
+  return typeof x === "object" && x !== null && "config" in x && "safetensors" in x;
+}
+
+/** A folder holding config.json + model.safetensors (Node, Deno). */
+async function readHfFolder(path: string): Promise<HfModelInput | null> {
+  if (typeof process === "undefined" && typeof (globalThis as any).Deno === "undefined") return null;
+  const fs = await import("node:fs/promises");
+  const st = await fs.stat(path).catch(() => null);
+  if (!st?.isDirectory()) return null;
+  const read = (f: string) => fs.readFile(`${path}/${f}`, "utf8").catch(() => undefined);
+  const config = await read("config.json");
+  if (config === undefined) throw new Lfm2Error("BAD_INPUT", `${path} is a folder without config.json`);
+  const names = await fs.readdir(path);
+  if (!names.includes("model.safetensors")) {
+    throw new Lfm2Error("BAD_INPUT", names.some((n) => n.endsWith(".safetensors"))
+      ? `${path}: sharded safetensors checkpoints are not supported yet; merge them into model.safetensors`
+      : `${path} has no model.safetensors`);
+  }
+  return { config, safetensors: `${path}/model.safetensors`, tokenizer: await read("tokenizer.json"), tokenizerConfig: await read("tokenizer_config.json"), chatTemplate: await read("chat_template.jinja") };
+}
+
+async function resolveInput(input: ModelInput, signal?: AbortSignal): Promise<Resolved> {
+  if (typeof input === "string") {
+    const folder = await readHfFolder(input);
+    if (folder) input = folder;
+  }
+  if (isHfInput(input)) {
+    const hf = input;
+    const cfgJson = asJson(hf.config, "config.json")!;
+    const tokJson = asJson(hf.tokenizer, "tokenizer.json");
+    const tokCfg = asJson(hf.tokenizerConfig, "tokenizer_config.json");
+    return {
+      src: await openSource(hf.safetensors, signal), format: "safetensors",
+      parse(prefix, size) {
+        const f = parseSafetensors(prefix, size);
+        const metadata = new Map<string, GgufValue>(Object.entries(f.metadata));
+        return { tensors: f.tensors, metadata, config: configFromHf(cfgJson) };
+      },
+      tokenizer: () => (tokJson ? Tokenizer.fromHfJson(tokJson, tokCfg) : null),
+      chatTemplate: () => hf.chatTemplate ?? (typeof tokCfg?.chat_template === "string" ? tokCfg.chat_template : undefined),
+    };
+  }
+  return {
+    src: await openSource(input, signal), format: "gguf",
+    parse(prefix, size) {
+      const f = parseGguf(prefix, size);
+      return { tensors: f.tensors, metadata: f.metadata, config: configFromGguf(f.metadata) };
+    },
+    tokenizer: (h) => (h.metadata.has("tokenizer.ggml.tokens") ? Tokenizer.fromGguf(h.metadata) : null),
+    chatTemplate: (h) => { const t = h.metadata.get("tokenizer.chat_template"); return typeof t === "string" ? t : undefined; },
+  };
+}
+
+/**
+ * Load an LFM2 model: a GGUF (path, URL, bytes, Blob) or a Hugging Face model (folder path, or
+ * `{ config, safetensors, tokenizer?, tokenizerConfig?, chatTemplate? }`). Weights stream straight
+ * into WebAssembly memory; every malformed input ends in an Lfm2Error.
+ */
+export async function loadModel(input: ModelInput, opts: LoadOptions = {}): Promise<Model> {
   throwIfAborted(opts.signal);
-  const src = await openSource(input, opts.signal);
-  const parse = (prefix: Uint8Array): GgufFile | undefined => {
-    try { return parseGguf(prefix, src.size); } catch (e) { if (e instanceof NeedMoreBytes) return undefined; throw e; }
+  const r = await resolveInput(input, opts.signal);
+  const src = r.src;
+  const parse = (prefix: Uint8Array): Header | undefined => {
+    try { return r.parse(prefix, src.size); } catch (e) { if (e instanceof NeedMoreBytes) return undefined; throw e; }
   };
   const cores = (globalThis as any).navigator?.hardwareConcurrency ?? 2;
   let threads = Math.max(1, Math.floor(opts.threads ?? Math.min(4, cores)));
@@ -94,24 +181,23 @@ export async function loadModel(input: SourceInput, opts: LoadOptions = {}): Pro
   const variant = chooseVariant(shared, opts);
   const modulePromise = compileVariant(variant, opts);
   let plan: ReturnType<typeof planWeights> | undefined;
-  let cfg: Lfm2Config | undefined;
   let arena: Arena | undefined;
   const chunk = opts.chunkSize ?? 64;
-  const file = await streamSource(src, parse, (h, offset, bytes) => {
+  if (!Number.isInteger(chunk) || chunk < 1 || chunk > 4096) throw new Lfm2Error("BAD_INPUT", `chunkSize must be an integer in 1..4096, got ${chunk}`);
+  const header = await streamSource(src, parse, (h, offset, bytes) => {
     if (!plan) {
-      cfg = configFromGguf(h.metadata);
-      const need = weightArenaBytes(cfg, h.tensors);
+      const need = weightArenaBytes(h.config, h.tensors);
       if (need > MAX_BYTES * 0.95) {
         throw new Lfm2Error("MODEL_TOO_LARGE", `${src.name} holds ${fmt(need)} of weights; one WebAssembly memory holds at most ${fmt(MAX_BYTES)}`);
       }
       arena = new Arena(createMemory(need + (64 << 20), shared));
-      plan = planWeights(cfg, h.tensors, arena);
+      plan = planWeights(h.config, h.tensors, arena);
     }
     plan.sink(offset, bytes);
   }, { signal: opts.signal, onProgress: opts.onProgress });
   const kernels = await instantiateKernels(await modulePromise, arena!.memory);
   const weights = plan!.finish(kernels);
-  const c = cfg!;
+  const c = header.config;
   const ops = new Ops(kernels, arena!, Math.max(c.hiddenSize * 3, c.ffDim, c.nHeads * c.headDim), chunk);
   const fwd = new Lfm2Forward(c, weights, ops, chunk);
   let pool: WorkerPool | null = null;
@@ -126,12 +212,10 @@ export async function loadModel(input: SourceInput, opts: LoadOptions = {}): Pro
   }
   const types: Record<string, number> = {};
   let params = 0;
-  for (const t of file.tensors) { types[t.type.name] = (types[t.type.name] ?? 0) + 1; params += t.shape.reduce((a, b) => a * b, 1); }
-  const name = file.metadata.get("general.name");
-  const tokenizer = file.metadata.has("tokenizer.ggml.tokens") ? Tokenizer.fromGguf(file.metadata) : null;
-  const template = file.metadata.get("tokenizer.chat_template");
+  for (const t of header.tensors) { types[t.type.name] = (types[t.type.name] ?? 0) + 1; params += t.shape.reduce((a, b) => a * b, 1); }
+  const name = header.metadata.get("general.name");
   return new Model({
-    architecture: "lfm2", name: typeof name === "string" ? name : undefined, format: "gguf", config: c,
-    tensorTypes: types, parameters: params, weightBytes: plan!.weightBytes, wasmVariant: variant, threads, threadsNote, metadata: file.metadata,
-  }, fwd, arena!, pool, tokenizer, typeof template === "string" ? template : undefined);
+    architecture: "lfm2", name: typeof name === "string" ? name : undefined, format: r.format, config: c,
+    tensorTypes: types, parameters: params, weightBytes: plan!.weightBytes, wasmVariant: variant, threads, threadsNote, metadata: header.metadata,
+  }, fwd, arena!, pool, r.tokenizer(header), r.chatTemplate(header));
 }
