@@ -1,6 +1,8 @@
 // The WASM module's exports: kernels only. Memory is imported and managed by bindings/arena.ts.
 export { quantizeQ8_0, quantizeQ8_K, roundF16, roundBf16, dequantRowF16, dequantRowBf16, dequantRowQ8_0, dequantRowQ4_0 } from "./quant";
 export { matmulF32, matmulF16, matmulBf16, matmulQ8_0, matmulQ4_0 } from "./matmul";
+export { matmulQ4_1, matmulQ5_0, matmulQ5_1, dequantRowQ4_1, dequantRowQ5_0, dequantRowQ5_1 } from "./matmul-legacy";
+export { matmulQ4_K, matmulQ5_K, matmulQ6_K, dequantRowQ4_K, dequantRowQ5_K, dequantRowQ6_K } from "./matmul-kquants";
 export { rmsNorm } from "./norm";
 export { ropeNeox } from "./rope";
 export { kvStore, attention } from "./attention";
