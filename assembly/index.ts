@@ -9,3 +9,4 @@ export { kvStore, attention } from "./attention";
 export { shortConv } from "./shortconv";
 export { swiglu, addInPlace } from "./activations";
 export { repackQ4_0, repackQ8_0, dequantRowQ4_0x4, dequantRowQ8_0x4, matmulQ4_0x4, matmulQ8_0x4 } from "./matmul-x4";
+export { readBandwidth } from "./membench";

@@ -71,33 +71,62 @@ export function dequantRowQ8_0x4(w: usize, row: i32, n: i32, dst: usize): void {
   return i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(w), xa), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(w), xb));
 }
 
-/** Integer dot of one Q4_0 row block (nibbles q ∈ [0,15], no −8 yet) with the activation block. */
+/** Σ over a Q4_0x4 block for one token: the four rows' sums, corrected and scaled (f32x4). */
 // @ts-ignore: decorator
-@inline function q4Dot(q: v128, xlo: v128, xhi: v128, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
-  const lo = v128.and(q, i8x16.splat(15)), hi = v128.and(i16x8.shr_u(q, 4), i8x16.splat(15));
-  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.relaxed_dot_i8x16_i7x16_add_s(xhi, hi, i32x4.relaxed_dot_i8x16_i7x16_add_s(xlo, lo, i32x4.splat(0)));
-  return i32x4.add(dotU8W(lo, x0, x1), dotU8W(hi, x2, x3));
+@inline function q4Token(l0: v128, h0: v128, l1: v128, h1: v128, l2: v128, h2: v128, l3: v128, h3: v128, d4: v128, xqs: usize, xd: usize, xsum: usize, b: i32): v128 {
+  const xb = xqs + <usize>(b * 32);
+  const xlo = v128.load(xb), xhi = v128.load(xb + 16);
+  let s: v128;
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    s = reduce4(
+      i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(xlo, l0), i16x8.relaxed_dot_i8x16_i7x16_s(xhi, h0))),
+      i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(xlo, l1), i16x8.relaxed_dot_i8x16_i7x16_s(xhi, h1))),
+      i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(xlo, l2), i16x8.relaxed_dot_i8x16_i7x16_s(xhi, h2))),
+      i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(xlo, l3), i16x8.relaxed_dot_i8x16_i7x16_s(xhi, h3))));
+  } else {
+    const x0 = i16x8.extend_low_i8x16_s(xlo), x1 = i16x8.extend_high_i8x16_s(xlo);
+    const x2 = i16x8.extend_low_i8x16_s(xhi), x3 = i16x8.extend_high_i8x16_s(xhi);
+    s = reduce4(i32x4.add(dotU8W(l0, x0, x1), dotU8W(h0, x2, x3)), i32x4.add(dotU8W(l1, x0, x1), dotU8W(h1, x2, x3)),
+      i32x4.add(dotU8W(l2, x0, x1), dotU8W(h2, x2, x3)), i32x4.add(dotU8W(l3, x0, x1), dotU8W(h3, x2, x3)));
+  }
+  const corrected = i32x4.sub(s, i32x4.splat(load<i32>(xsum + <usize>(b * 4)) << 3));   // − 8·Σxq
+  return f32x4.mul(f32x4.convert_i32x4_s(corrected), f32x4.mul(d4, f32x4.splat(load<f32>(xd + <usize>(b * 4)))));
 }
 
 export function matmulQ4_0x4(w: usize, xq: usize, y: usize, n: i32, nTok: i32, yStride: i32, r0: i32, r1: i32): void {
   const nb = n >> 5, gs = <usize>(nb * 80), xs = q8Stride(n);
+  const m15 = i8x16.splat(15);
   for (let g = r0 >> 2; g < (r1 >> 2); g++) {
     const wg = w + <usize>g * gs;
-    for (let t = 0; t < nTok; t++) {
+    let t = 0;
+    // prefill: four tokens per pass, so each weight block is loaded and unpacked once for four tokens
+    for (; t + 4 <= nTok; t += 4) {
+      const x0 = xq + <usize>(t * xs), x1 = x0 + <usize>xs, x2 = x1 + <usize>xs, x3 = x2 + <usize>xs;
+      const d0 = x0 + <usize>n, d1 = x1 + <usize>n, d2 = x2 + <usize>n, d3 = x3 + <usize>n;
+      const nb4 = <usize>(nb * 4);
+      let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+      for (let b = 0; b < nb; b++) {
+        const o = wg + <usize>(b * 80);
+        const q0 = v128.load(o + 16), q1 = v128.load(o + 32), q2 = v128.load(o + 48), q3 = v128.load(o + 64);
+        const l0 = v128.and(q0, m15), h0 = v128.and(i16x8.shr_u(q0, 4), m15), l1 = v128.and(q1, m15), h1 = v128.and(i16x8.shr_u(q1, 4), m15);
+        const l2 = v128.and(q2, m15), h2 = v128.and(i16x8.shr_u(q2, 4), m15), l3 = v128.and(q3, m15), h3 = v128.and(i16x8.shr_u(q3, 4), m15);
+        const d4 = v128.load(o);
+        a0 = f32x4.add(a0, q4Token(l0, h0, l1, h1, l2, h2, l3, h3, d4, x0, d0, d0 + nb4, b));
+        a1 = f32x4.add(a1, q4Token(l0, h0, l1, h1, l2, h2, l3, h3, d4, x1, d1, d1 + nb4, b));
+        a2 = f32x4.add(a2, q4Token(l0, h0, l1, h1, l2, h2, l3, h3, d4, x2, d2, d2 + nb4, b));
+        a3 = f32x4.add(a3, q4Token(l0, h0, l1, h1, l2, h2, l3, h3, d4, x3, d3, d3 + nb4, b));
+      }
+      const yp = y + <usize>(t * yStride + (g << 2)) * 4, ys = <usize>yStride * 4;
+      v128.store(yp, a0); v128.store(yp + ys, a1); v128.store(yp + 2 * ys, a2); v128.store(yp + 3 * ys, a3);
+    }
+    for (; t < nTok; t++) {
       const xqs = xq + <usize>(t * xs), xd = xqs + <usize>n, xsum = xd + <usize>(nb * 4);
       let acc = f32x4.splat(0);
       for (let b = 0; b < nb; b++) {
-        const o = wg + <usize>(b * 80), xb = xqs + <usize>(b * 32);
-        const xlo = v128.load(xb), xhi = v128.load(xb + 16);
-        let x0 = xlo, x1 = xlo, x2 = xhi, x3 = xhi;
-        if (!ASC_FEATURE_RELAXED_SIMD) {
-          x0 = i16x8.extend_low_i8x16_s(xlo); x1 = i16x8.extend_high_i8x16_s(xlo);
-          x2 = i16x8.extend_low_i8x16_s(xhi); x3 = i16x8.extend_high_i8x16_s(xhi);
-        }
-        const s = reduce4(q4Dot(v128.load(o + 16), xlo, xhi, x0, x1, x2, x3), q4Dot(v128.load(o + 32), xlo, xhi, x0, x1, x2, x3),
-          q4Dot(v128.load(o + 48), xlo, xhi, x0, x1, x2, x3), q4Dot(v128.load(o + 64), xlo, xhi, x0, x1, x2, x3));
-        const corrected = i32x4.sub(s, i32x4.splat(load<i32>(xsum + <usize>(b * 4)) << 3));   // − 8·Σxq
-        acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(corrected), f32x4.mul(v128.load(o), f32x4.splat(load<f32>(xd + <usize>(b * 4))))));
+        const o = wg + <usize>(b * 80);
+        const q0 = v128.load(o + 16), q1 = v128.load(o + 32), q2 = v128.load(o + 48), q3 = v128.load(o + 64);
+        acc = f32x4.add(acc, q4Token(v128.and(q0, m15), v128.and(i16x8.shr_u(q0, 4), m15), v128.and(q1, m15), v128.and(i16x8.shr_u(q1, 4), m15),
+          v128.and(q2, m15), v128.and(i16x8.shr_u(q2, 4), m15), v128.and(q3, m15), v128.and(i16x8.shr_u(q3, 4), m15), v128.load(o), xqs, xd, xsum, b));
       }
       v128.store(y + <usize>(t * yStride + (g << 2)) * 4, acc);
     }

@@ -67,7 +67,8 @@ export function matmulBf16(w: usize, x: usize, y: usize, n: i32, nTok: i32, yStr
 /** acc + Σ x·u where u ∈ [0, 127] (unsigned nibbles/6-bit values) and x is signed int8. */
 // @ts-ignore: decorator
 @inline function dotI8U7(x: v128, u: v128, acc: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.relaxed_dot_i8x16_i7x16_add_s(x, u, acc);
+  // the i16x8 form: Node 20's baseline tier miscomputes i32x4.relaxed_dot_i8x16_i7x16_add_s
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.add(acc, i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(x, u)));
   return i32x4.add(acc, dotI8(x, u));
 }
 

@@ -54,7 +54,8 @@ async function spawn(): Promise<{ worker: AnyWorker; onMessage: (f: (m: unknown)
     return { worker: w, onMessage: (f) => w.on("message", f) };
   }
   const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "text/javascript" }));
-  const w = new Worker(url);
+  // Deno only runs module workers ("Classic workers are not supported"); the source works as either.
+  const w = new Worker(url, typeof (globalThis as any).Deno !== "undefined" ? { type: "module" } : undefined);
   return { worker: w, onMessage: (f) => w.addEventListener("message", (e: MessageEvent) => f(e.data)) };
 }
 

@@ -1,0 +1,29 @@
+// Runners for lfm2-wasm itself: a fresh Node process, or a page in headless Chromium.
+import { execFile } from "node:child_process";
+import { basename, join } from "node:path";
+import { promisify } from "node:util";
+import { REPO_ROOT } from "./models.js";
+import { benchPrompt, type RivalResult, type RunOptions } from "./rivals/native.js";
+import { benchRoots, startServer } from "./serve.js";
+import { withPage, withTimeout } from "./chromium.js";
+
+const run = promisify(execFile);
+
+export async function runOursNode(modelPath: string, opts: RunOptions): Promise<RivalResult> {
+  const ids = (await benchPrompt(modelPath, opts.promptTokens ?? 512)).ids;
+  const arg = JSON.stringify({ model: modelPath, threads: opts.threads, ids, genTokens: opts.genTokens ?? 128 });
+  const { stdout } = await run(process.execPath, ["--import", "tsx", join(REPO_ROOT, "bench/ours-child.ts"), arg], { cwd: REPO_ROOT, maxBuffer: 1 << 24 });
+  return JSON.parse(stdout.trim().split("\n").pop()!);
+}
+
+export async function runOursBrowser(modelPath: string, opts: RunOptions & { timeoutMs?: number }): Promise<RivalResult> {
+  const ids = (await benchPrompt(modelPath, opts.promptTokens ?? 512)).ids;
+  const server = await startServer({ roots: { ...benchRoots(), [`/models/${basename(modelPath)}`]: modelPath }, isolate: opts.threads > 1 });
+  try {
+    return await withPage(server.url("/bench/ours-page.html"), async (page) => {
+      await page.waitForFunction(() => (window as any).oursReady === true);
+      const cfg = { modelUrl: server.url(`/models/${basename(modelPath)}`), threads: opts.threads, ids, genTokens: opts.genTokens ?? 128 };
+      return withTimeout(page.evaluate((c) => (window as any).oursBench(c), cfg), opts.timeoutMs ?? 600_000, "lfm2-wasm in Chromium");
+    });
+  } finally { await server.close(); }
+}
