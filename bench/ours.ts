@@ -9,10 +9,12 @@ import { withPage, withTimeout } from "./chromium.js";
 
 const run = promisify(execFile);
 
-export async function runOursNode(modelPath: string, opts: RunOptions): Promise<RivalResult> {
+export async function runOursNode(modelPath: string, opts: RunOptions & { plainSimd?: boolean }): Promise<RivalResult> {
   const ids = (await benchPrompt(modelPath, opts.promptTokens ?? 512)).ids;
   const arg = JSON.stringify({ model: modelPath, threads: opts.threads, ids, genTokens: opts.genTokens ?? 128 });
-  const { stdout } = await run(process.execPath, ["--import", "tsx", join(REPO_ROOT, "bench/ours-child.ts"), arg], { cwd: REPO_ROOT, maxBuffer: 1 << 24 });
+  // Node 20 needs a flag for relaxed SIMD (the lfm2 CLI adds it itself); later Node versions have it on
+  const flags = Number(process.versions.node.split(".")[0]) < 22 && !opts.plainSimd ? ["--experimental-wasm-relaxed-simd"] : [];
+  const { stdout } = await run(process.execPath, [...flags, "--import", "tsx", join(REPO_ROOT, "bench/ours-child.ts"), arg], { cwd: REPO_ROOT, maxBuffer: 1 << 24 });
   return JSON.parse(stdout.trim().split("\n").pop()!);
 }
 

@@ -1,7 +1,7 @@
 // Parity with native llama.cpp (node-llama-cpp, CPU) on the same GGUF files, for every weight type.
 // Tolerances: llama.cpp quantizes activations for quantized weights exactly as we do, but float
 // differences of ~1e-6 upstream can flip an int8 rounding, and random-weight models amplify each
-// flip to ~0.1 on the logits (logit RMS ≈ 3). So: quantized types max |Δlogit| < 0.3, F16 < 0.03, BF16 < 0.1,
+// flip to ~0.1 on the logits (logit RMS ≈ 3). So: quantized types max |Δlogit| < 0.3 (K-quants 0.4), F16 < 0.03, BF16 < 0.1,
 // F32 < 2e-3; greedy tokens must be identical unless llama.cpp's own top-2 margin is below 0.3.
 import { afterAll, describe, expect, it } from "vitest";
 import { loadModel } from "../src/index.js";
@@ -9,7 +9,9 @@ import { argmax, llamaRef, margin, maxAbsDiff } from "./helpers/llama-ref.js";
 import { tinyModelPath } from "./helpers/models.js";
 import type { GgmlTypeName } from "../src/formats/ggml-types.js";
 
-const TOL: Record<string, number> = { F32: 2e-3, F16: 0.03, BF16: 0.1 }; // bf16 activations keep 8 mantissa bits
+// bf16 activations keep 8 mantissa bits; K-quants pair with Q8_K activations, one scale per 256 values,
+// so a single rounding flip moves the logits further than with Q8_0's 32-value blocks
+const TOL: Record<string, number> = { F32: 2e-3, F16: 0.03, BF16: 0.1, Q4_K: 0.4, Q5_K: 0.4, Q6_K: 0.4 };
 const QUANT_TOL = 0.3, TIE_MARGIN = 0.3;
 const TYPES: GgmlTypeName[] = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"];
 const prompt = Array.from({ length: 150 }, (_, i) => 520 + ((i * 37) % 1500)); // > 2 prefill chunks of 64

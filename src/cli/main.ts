@@ -198,5 +198,23 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * Node 20 has relaxed SIMD only behind a V8 flag; the kernels run ~1.7× faster with it, so the CLI
+ * re-executes itself with the flag there (Node ≥ 22, Deno and browsers have it by default).
+ */
+async function relaunchWithRelaxedSimd(): Promise<number | null> {
+  const { hasRelaxedSimd } = await import("../../bindings/wasm.js");
+  if (hasRelaxedSimd() || process.execArgv.includes("--experimental-wasm-relaxed-simd") || process.env.LFM2_NO_RELAUNCH) return null;
+  if (Number(process.versions.node.split(".")[0]) >= 22) return null;
+  const { spawn } = await import("node:child_process");
+  const child = spawn(process.execPath, ["--experimental-wasm-relaxed-simd", ...process.execArgv, ...process.argv.slice(1)], { stdio: "inherit", env: { ...process.env, LFM2_NO_RELAUNCH: "1" } });
+  process.on("SIGINT", () => {}); // the child handles Ctrl-C
+  return new Promise((resolve) => child.on("exit", (code, signal) => resolve(code ?? (signal ? 130 : 1))));
+}
+
 const self = typeof process !== "undefined" ? process.argv[1] ?? "" : "";
-if (/(cli\.js|main\.ts|lfm2)$/.test(self)) main(process.argv.slice(2)).then((code) => process.exit(code));
+if (/(cli\.js|main\.ts|lfm2)$/.test(self)) {
+  relaunchWithRelaxedSimd()
+    .then((code) => code ?? main(process.argv.slice(2)))
+    .then((code) => process.exit(code));
+}
