@@ -9,6 +9,9 @@ import type { KernelExports } from "./wasm.js";
 // control block (Int32 slots)
 const GEN = 0, DONE = 1, FN = 2, ARGS = 3, RANGES = 16, SLOTS = 64;
 const STOP = -1;
+// Spin iterations before sleeping. Short: when cores are oversubscribed a spinning waiter steals the
+// time slice of the thread it waits for, so long spins turn a 2-thread run slower than 1 thread.
+const SPIN = 20000;
 
 // The worker body, kept as source text so one file serves Node (eval worker), Deno and browsers
 // (Blob URL) without bundler configuration.
@@ -21,9 +24,9 @@ const start = async (data, post) => {
   let seen = Atomics.load(c, ${GEN}); // before "ready": the first job may follow at once
   post("ready");
   for (;;) {
-    let spins = 0;
-    while (Atomics.load(c, ${GEN}) === seen) {
-      if (++spins > 200000) { Atomics.wait(c, ${GEN}, seen, 50); spins = 0; }
+    // spin ~tens of µs (the next matmul of a token follows at once), then sleep until notified
+    for (let spins = 0; Atomics.load(c, ${GEN}) === seen; ) {
+      if (++spins > ${SPIN}) Atomics.wait(c, ${GEN}, seen);
     }
     seen = Atomics.load(c, ${GEN});
     const fn = c[${FN}];
@@ -112,7 +115,7 @@ export class WorkerPool implements MatmulExecutor {
     const want = T - 1;
     let spins = 0;
     for (let d = Atomics.load(c, DONE); d < want; d = Atomics.load(c, DONE)) {
-      if (this.canBlock && ++spins > 100000) { Atomics.wait(c, DONE, d, 10); spins = 0; }
+      if (this.canBlock && ++spins > SPIN) Atomics.wait(c, DONE, d);
     }
   }
 

@@ -73,7 +73,7 @@ async function openModel(a: Args): Promise<Model> {
   if (!a["no-progress"] && process.stderr.isTTY) lo.onProgress = progressBar("loading");
   if (a.hf) {
     const { downloadHf } = await import("../io/hub.js");
-    const path = await downloadHf(a.hf, { onProgress: a["no-progress"] ? undefined : progressBar("download") });
+    const { path } = await downloadHf(a.hf, { onProgress: a["no-progress"] ? undefined : progressBar("download") });
     return loadModel(path, lo);
   }
   if (a.model) return loadModel(a.model, lo);
