@@ -25,6 +25,14 @@ function must(v: number | undefined, key: string): number {
   return v;
 }
 
+const MAX_LAYERS = 1024;
+
+/** The layer count sizes per-layer arrays, so it is checked before any is built (a hostile 2^31 must not allocate). */
+function layerCount(v: unknown): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > MAX_LAYERS) throw new Lfm2Error("BAD_METADATA", `layer count ${String(v)} is out of range`);
+  return v;
+}
+
 export function configFromGguf(meta: Map<string, GgufValue>): Lfm2Config {
   const arch = metaString(meta, "general.architecture");
   if (arch !== "lfm2") {
@@ -32,7 +40,7 @@ export function configFromGguf(meta: Map<string, GgufValue>): Lfm2Config {
   }
   const k = (s: string) => `${arch}.${s}`;
   const hiddenSize = must(metaNumber(meta, k("embedding_length")), k("embedding_length"));
-  const nLayers = must(metaNumber(meta, k("block_count")), k("block_count"));
+  const nLayers = layerCount(must(metaNumber(meta, k("block_count")), k("block_count")));
   const nHeads = must(metaNumber(meta, k("attention.head_count")), k("attention.head_count"));
   let kvHeads = metaNumbers(meta, k("attention.head_count_kv"));
   if (!kvHeads) throw new Lfm2Error("BAD_METADATA", `missing metadata ${k("attention.head_count_kv")}`);
@@ -64,7 +72,7 @@ export function configFromHf(j: Record<string, any>): Lfm2Config {
     throw new Lfm2Error("UNSUPPORTED_ARCH", `model_type "${mt}" is not supported by this runtime (expected "lfm2")`);
   }
   const D = j.hidden_size ?? j.block_dim;
-  const nLayers = j.num_hidden_layers;
+  const nLayers = layerCount(j.num_hidden_layers);
   const nHeads = j.num_attention_heads ?? j.num_heads;
   const nKv = j.num_key_value_heads;
   let attn: boolean[];
@@ -98,7 +106,7 @@ export function configFromHf(j: Record<string, any>): Lfm2Config {
 
 function validateConfig(c: Lfm2Config) {
   const ints: [string, number, number][] = [["vocab size", c.vocabSize, 1 << 22], ["hidden size", c.hiddenSize, 1 << 16],
-    ["layer count", c.nLayers, 1024], ["head count", c.nHeads, 1024], ["head dim", c.headDim, 1024],
+    ["layer count", c.nLayers, MAX_LAYERS], ["head count", c.nHeads, 1024], ["head dim", c.headDim, 1024],
     ["feed-forward size", c.ffDim, 1 << 18], ["conv length", c.convL, 16], ["context length", c.contextLength, 1 << 24]];
   for (const [what, v, max] of ints) {
     if (!Number.isInteger(v) || v < 1 || v > max) throw new Lfm2Error("BAD_METADATA", `${what} ${v} is out of range`);
@@ -107,7 +115,12 @@ function validateConfig(c: Lfm2Config) {
   for (const h of c.kvHeads) if (!Number.isInteger(h) || h < 0 || h > c.nHeads || (h > 0 && c.nHeads % h !== 0)) {
     throw new Lfm2Error("BAD_METADATA", `KV head count ${h} does not divide head count ${c.nHeads}`);
   }
-  if (c.headDim % 2 !== 0) throw new Lfm2Error("BAD_METADATA", `head dim ${c.headDim} must be even for RoPE`);
+  // the SIMD kernels step 8 floats through a row (4 through half a head in RoPE) and have no scalar
+  // tails there: other sizes would read and write past rows and give wrong logits without an error
+  for (const [what, v] of [["hidden size", c.hiddenSize], ["feed-forward size", c.ffDim], ["head dim", c.headDim]] as const) {
+    if (v % 8 !== 0) throw new Lfm2Error("BAD_METADATA", `${what} ${v} is not a multiple of 8, which this runtime's kernels require`);
+  }
+  if (c.convL < 2) throw new Lfm2Error("BAD_METADATA", `conv length ${c.convL} is out of range (the short conv keeps L-1 >= 1 past inputs)`);
   if (!(c.normEps > 0 && c.normEps < 1)) throw new Lfm2Error("BAD_METADATA", `rms epsilon ${c.normEps} is out of range`);
   if (!(c.ropeTheta > 0)) throw new Lfm2Error("BAD_METADATA", `rope base ${c.ropeTheta} is out of range`);
 }

@@ -100,8 +100,14 @@ interface Resolved {
 }
 
 const asJson = (v: Record<string, unknown> | string | undefined, what: string): Record<string, any> | undefined => {
-  if (v === undefined || typeof v === "object") return v;
-  try { return JSON.parse(v); } catch (e) { throw new Lfm2Error("BAD_INPUT", `${what} is not valid JSON`, { cause: e }); }
+  if (v === undefined) return undefined;
+  let j: unknown = v;
+  if (typeof v === "string") {
+    try { j = JSON.parse(v); } catch (e) { throw new Lfm2Error("BAD_INPUT", `${what} is not valid JSON`, { cause: e }); }
+  }
+  // null, arrays and scalars would surface later as TypeErrors (or odd errors) in the config readers
+  if (typeof j !== "object" || j === null || Array.isArray(j)) throw new Lfm2Error("BAD_INPUT", `${what} must be a JSON object`);
+  return j as Record<string, any>;
 };
 
 function isHfInput(x: unknown): x is HfModelInput {
