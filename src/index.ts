@@ -9,3 +9,5 @@ export { parseToolCalls, ToolCallStreamParser, type ToolCall } from "./text/tool
 export { Sampler, LFM2_DEFAULT_SAMPLING, type SamplingOptions } from "./generate/sampler.js";
 export type { GenerateOptions, GenerateDelta, GenerateResult, ChatOptions, ChatDelta, ChatResult, FinishReason, Usage } from "./generate/generate.js";
 export { syntheticGguf, type SyntheticOptions } from "./model/synthetic.js";
+export { clearModelCache, type ModelCacheMode } from "./io/browser-cache.js";
+export { resolveHf, downloadHf, hfSource, type HfResolved, type HfDownloaded } from "./io/hub.js";

@@ -242,3 +242,16 @@ describe("split GGUF", () => {
   });
 });
 
+
+describe("loadModel on split files", () => {
+  it("a path to part 1 loads all parts and gives the single file's logits; part 2 alone is refused", async () => {
+    const { loadModel } = await import("../src/index.js");
+    const whole = await loadModel(original, { threads: 1 });
+    const split = await loadModel(partPaths[0], { threads: 1 });
+    const ids = [1, 600, 700, 800, 900];
+    const a = await whole.createSession({ contextLength: 32 }).forward(ids);
+    const b = await split.createSession({ contextLength: 32 }).forward(ids);
+    expect(Array.from(b)).toEqual(Array.from(a));
+    await expect(loadModel(partBytes[1], { threads: 1 })).rejects.toBeInstanceOf(Lfm2Error);
+  }, 60_000);
+});

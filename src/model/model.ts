@@ -7,6 +7,9 @@ import { canShareMemory, chooseVariant, compileVariant, instantiateKernels, type
 import { Lfm2Error, throwIfAborted } from "../errors.js";
 import { NeedMoreBytes, parseGguf, type GgufValue, type TensorInfo } from "../formats/gguf.js";
 import { parseSafetensors } from "../formats/safetensors.js";
+import { hfSource, isHfSpec } from "../io/hub.js";
+import { assertWholeGguf, isSplitSource, openSplitParts, parseSplitName, splitSource, streamSplitGguf } from "../io/split.js";
+import { cachedUrlSource, type ModelCacheMode } from "../io/browser-cache.js";
 import { openSource, streamSource, type ByteSource, type ProgressCallback, type SourceInput } from "../io/source.js";
 import { Session, type SessionOptions } from "../session.js";
 import { configFromGguf, configFromHf, type Lfm2Config } from "./config.js";
@@ -26,6 +29,8 @@ export interface LoadOptions extends WasmOptions {
    * WebAssembly memory (cross-origin isolation in browsers); falls back to 1 where it is unavailable.
    */
   threads?: number;
+  /** Browsers: keep URL downloads in Cache Storage so the next page load reads them locally. */
+  cache?: ModelCacheMode;
 }
 
 export interface ModelInfo {
@@ -132,8 +137,19 @@ async function readHfFolder(path: string): Promise<HfModelInput | null> {
   return { config, safetensors: `${path}/model.safetensors`, tokenizer: await read("tokenizer.json"), tokenizerConfig: await read("tokenizer_config.json"), chatTemplate: await read("chat_template.jinja") };
 }
 
-async function resolveInput(input: ModelInput, signal?: AbortSignal): Promise<Resolved> {
-  if (typeof input === "string") {
+/** The byte source of a GGUF input: hub specs, split files, cached URLs, or anything openSource takes. */
+async function ggufSource(input: SourceInput, opts: LoadOptions): Promise<ByteSource> {
+  const { signal } = opts;
+  if (typeof input === "string" && isHfSpec(input)) return hfSource(input, { signal, onProgress: opts.onProgress });
+  const isUrl = (v: string) => /^(https?|blob|data|file):/i.test(v);
+  if (typeof input === "string" && !isUrl(input) && parseSplitName(input)) return splitSource(await openSplitParts(input));
+  if (opts.cache && (input instanceof URL || (typeof input === "string" && /^https?:/i.test(input)))) return cachedUrlSource(input, { cache: opts.cache, signal });
+  return openSource(input, signal);
+}
+
+async function resolveInput(input: ModelInput, opts: LoadOptions): Promise<Resolved> {
+  const { signal } = opts;
+  if (typeof input === "string" && !isHfSpec(input)) {
     const folder = await readHfFolder(input);
     if (folder) input = folder;
   }
@@ -153,10 +169,12 @@ async function resolveInput(input: ModelInput, signal?: AbortSignal): Promise<Re
       chatTemplate: () => hf.chatTemplate ?? (typeof tokCfg?.chat_template === "string" ? tokCfg.chat_template : undefined),
     };
   }
+  const src = await ggufSource(input, opts);
   return {
-    src: await openSource(input, signal), format: "gguf",
+    src, format: "gguf",
     parse(prefix, size) {
       const f = parseGguf(prefix, size);
+      assertWholeGguf(f.metadata, src.name); // one part of a split model alone: a clear error
       return { tensors: f.tensors, metadata: f.metadata, config: configFromGguf(f.metadata) };
     },
     tokenizer: (h) => (h.metadata.has("tokenizer.ggml.tokens") ? Tokenizer.fromGguf(h.metadata) : null),
@@ -171,7 +189,7 @@ async function resolveInput(input: ModelInput, signal?: AbortSignal): Promise<Re
  */
 export async function loadModel(input: ModelInput, opts: LoadOptions = {}): Promise<Model> {
   throwIfAborted(opts.signal);
-  const r = await resolveInput(input, opts.signal);
+  const r = await resolveInput(input, opts);
   const src = r.src;
   const parse = (prefix: Uint8Array): Header | undefined => {
     try { return r.parse(prefix, src.size); } catch (e) { if (e instanceof NeedMoreBytes) return undefined; throw e; }
@@ -190,18 +208,28 @@ export async function loadModel(input: ModelInput, opts: LoadOptions = {}): Prom
   let arena: Arena | undefined;
   const chunk = opts.chunkSize ?? 64;
   if (!Number.isInteger(chunk) || chunk < 1 || chunk > 4096) throw new Lfm2Error("BAD_INPUT", `chunkSize must be an integer in 1..4096, got ${chunk}`);
-  const header = await streamSource(src, parse, (h, offset, bytes) => {
+  const sink = (h: Header, offset: number, bytes: Uint8Array) => {
     if (!plan) {
       const need = weightArenaBytes(h.config, h.tensors);
       if (need > MAX_BYTES * 0.95) {
         throw new Lfm2Error("MODEL_TOO_LARGE", `${src.name} holds ${fmt(need)} of weights; one WebAssembly memory holds at most ${fmt(MAX_BYTES)}`);
       }
-      arena = new Arena(createMemory(need + (64 << 20), shared));
+      arena = new Arena(createMemory(need, shared)); // sessions grow it as they allocate
       plan = planWeights(h.config, h.tensors, arena);
     }
     plan.sink(offset, bytes);
-  }, { signal: opts.signal, onProgress: opts.onProgress });
+  };
+  let header: Header;
+  if (r.format === "gguf" && isSplitSource(src)) {
+    // parts of a split GGUF: one virtual file, tensors addressed across parts
+    let h: Header | undefined;
+    const f = await streamSplitGguf([...src.parts], (file, offset, bytes) =>
+      sink(h ??= { tensors: file.tensors, metadata: file.metadata, config: configFromGguf(file.metadata) }, offset, bytes),
+    { signal: opts.signal, onProgress: opts.onProgress });
+    header = h ?? { tensors: f.tensors, metadata: f.metadata, config: configFromGguf(f.metadata) };
+  } else header = await streamSource(src, parse, sink, { signal: opts.signal, onProgress: opts.onProgress });
   const kernels = await instantiateKernels(await modulePromise, arena!.memory);
+  throwIfAborted(opts.signal); // an abort during the last chunk (or the compile) still counts
   const weights = plan!.finish(kernels);
   const c = header.config;
   const ops = new Ops(kernels, arena!, Math.max(c.hiddenSize * 3, c.ffDim, c.nHeads * c.headDim), chunk);
