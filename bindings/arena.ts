@@ -7,9 +7,10 @@ export const PAGE = 65536;
 export const MAX_PAGES = 65536;          // 4 GiB: wasm32's ceiling
 export const MAX_BYTES = MAX_PAGES * PAGE;
 const BASE = 1 << 16;                    // the kernels' own static data stays below this
+const MIN_PAGES = 32;                    // the kernel module imports a memory of at least asconfig's initialMemory
 
 export function createMemory(bytes: number, shared: boolean): WebAssembly.Memory {
-  const pages = Math.max(1, Math.ceil((bytes + BASE) / PAGE));
+  const pages = Math.max(MIN_PAGES, Math.ceil((bytes + BASE) / PAGE));
   if (pages > MAX_PAGES) throw tooLarge(bytes);
   try {
     return new WebAssembly.Memory({ initial: pages, maximum: MAX_PAGES, shared } as WebAssembly.MemoryDescriptor);

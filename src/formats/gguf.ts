@@ -38,6 +38,8 @@ export class NeedMoreBytes extends Error {
 const MAX_DIMS = 4;
 const MAX_STRING = 1 << 24;           // 16 MiB: no legitimate key, token or template is larger
 const MAX_ELEMENTS = 2 ** 52;
+const MAX_COUNT = 1 << 20;            // tensors or metadata entries
+const MAX_ARRAY = 1 << 28;            // elements of a metadata array
 
 class Cursor {
   pos = 0;
@@ -61,14 +63,22 @@ class Cursor {
   f64() { this.need(8); const v = this.view.getFloat64(this.pos, true); this.pos += 8; return v; }
   u64big() { this.need(8); const v = this.view.getBigUint64(this.pos, true); this.pos += 8; return v; }
   i64big() { this.need(8); const v = this.view.getBigInt64(this.pos, true); this.pos += 8; return v; }
-  /** u64 that must be a safe integer no larger than `max`. */
-  size(what: string, max: number): number {
+  /**
+   * u64 that must be a safe integer no larger than `max`. With `itemBytes`, it counts items of at
+   * least that many bytes still to come: more than the rest of the file holds means the file is cut
+   * short (TRUNCATED), while a value past `max` is implausible for any file (OUT_OF_RANGE).
+   */
+  size(what: string, max: number, itemBytes = 0): number {
     const v = this.u64big();
     if (v > BigInt(max)) throw new Lfm2Error("OUT_OF_RANGE", `GGUF ${what} ${v} exceeds the limit ${max}`);
+    const left = this.fileSize - this.pos;
+    if (itemBytes > 0 && v * BigInt(itemBytes) > BigInt(left)) {
+      throw new Lfm2Error("TRUNCATED", `GGUF header is truncated: ${what} ${v} needs at least ${v * BigInt(itemBytes)} more bytes, the file has ${left} left`);
+    }
     return Number(v);
   }
   str(what: string): string {
-    const n = this.size(`${what} length`, Math.min(MAX_STRING, this.fileSize - this.pos));
+    const n = this.size(`${what} length`, MAX_STRING, 1);
     this.need(n);
     const s = this.dec.decode(this.bytes.subarray(this.pos, this.pos + n));
     this.pos += n;
@@ -111,7 +121,7 @@ function readValue(c: Cursor, type: number, what: string): GgufValue {
   if (elemType === GgufValueType.ARRAY) throw new Lfm2Error("BAD_METADATA", `GGUF nested arrays are not supported (${what})`);
   const minSize = elemType === GgufValueType.STRING ? 8 : scalarSize[elemType];
   if (minSize === undefined) throw new Lfm2Error("BAD_METADATA", `GGUF array ${what} has unknown element type ${elemType}`);
-  const count = c.size(`${what} array length`, Math.floor(c.remaining() / minSize));
+  const count = c.size(`${what} array length`, MAX_ARRAY, minSize);
   switch (elemType) {
     case GgufValueType.U8: return c.typed(Uint8Array, count);
     case GgufValueType.I8: return c.typed(Int8Array, count);
@@ -141,8 +151,8 @@ export function parseGguf(bytes: Uint8Array, fileSize = bytes.byteLength): GgufF
   const version = c.u32();
   if (version !== 2 && version !== 3) throw new Lfm2Error("UNSUPPORTED_VERSION", `GGUF version ${version} is not supported (2 and 3 are)`);
   // every tensor info needs at least 8+4+8+4+8 bytes, every kv at least 8+4+1
-  const nTensors = c.size("tensor count", Math.floor(c.remaining() / 32));
-  const nKv = c.size("metadata count", Math.floor(c.remaining() / 13));
+  const nTensors = c.size("tensor count", MAX_COUNT, 32);
+  const nKv = c.size("metadata count", MAX_COUNT, 13);
   const metadata = new Map<string, GgufValue>();
   for (let i = 0; i < nKv; i++) {
     const key = c.str("metadata key");
@@ -174,16 +184,20 @@ export function parseGguf(bytes: Uint8Array, fileSize = bytes.byteLength): GgufF
     const typeId = c.u32();
     const type = ggmlType(typeId);
     if (!type) throw new Lfm2Error("UNSUPPORTED_TYPE", `tensor ${name} has ggml type ${typeId}, which this runtime does not support`);
-    const rel = c.size(`tensor ${name} offset`, fileSize);
+    const rel = c.size(`tensor ${name} offset`, Number.MAX_SAFE_INTEGER); // checked against the file below
     if (rel % alignment !== 0) throw new Lfm2Error("OUT_OF_RANGE", `tensor ${name} offset ${rel} is not aligned to ${alignment}`);
     const byteLength = rowBytes(type, shape[0]) * (elements / shape[0]);
     infos.push({ name, shape, type, rel, byteLength });
   }
   const dataOffset = Math.ceil(c.pos / alignment) * alignment;
+  // Data past the end of the file: a file cut short if the tensors tile the data section the way
+  // writers lay them out (back to back, aligned), else an offset pointing outside the file.
+  const sorted = [...infos].sort((a, b) => a.rel - b.rel);
+  const tiled = sorted.every((t, i) => t.rel === (i === 0 ? 0 : Math.ceil((sorted[i - 1].rel + sorted[i - 1].byteLength) / alignment) * alignment));
   const tensors: TensorInfo[] = infos.map(({ name, shape, type, rel, byteLength }) => {
     const offset = dataOffset + rel;
     if (offset + byteLength > fileSize) {
-      throw new Lfm2Error(fileSize < dataOffset + rel ? "OUT_OF_RANGE" : "TRUNCATED",
+      throw new Lfm2Error(tiled || offset <= fileSize ? "TRUNCATED" : "OUT_OF_RANGE",
         `tensor ${name} data [${offset}, ${offset + byteLength}) lies beyond the end of the file (${fileSize} bytes)`);
     }
     return { name, shape, type, offset, byteLength };

@@ -35,7 +35,8 @@ export function parseSafetensors(bytes: Uint8Array, fileSize = bytes.byteLength)
   if (fileSize < 8) throw new Lfm2Error("BAD_MAGIC", "file is too small to be a safetensors file");
   if (bytes.byteLength < 8) throw new NeedMoreBytes(8);
   const n = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
-  if (n < 2n || n > BigInt(Math.min(MAX_HEADER, fileSize - 8))) throw new Lfm2Error("BAD_MAGIC", `not a safetensors file (header length ${n})`);
+  if (n < 2n || n > BigInt(MAX_HEADER)) throw new Lfm2Error("BAD_MAGIC", `not a safetensors file (header length ${n})`);
+  if (n > BigInt(fileSize - 8)) throw new Lfm2Error("TRUNCATED", `safetensors header (${n} bytes) runs past the end of the file (${fileSize} bytes)`);
   const hl = Number(n);
   if (bytes.byteLength < 8 + hl) throw new NeedMoreBytes(8 + hl);
   let header: Record<string, any>;

@@ -75,7 +75,11 @@ export async function* generate(target: GenerationTarget, tok: Tokenizer, prompt
   let text = "";
   let finishReason: FinishReason = "length";
   const history = () => target.tokens;
+  let sliceStart = performance.now();
   while (out.length < maxTokens) {
+    // decoding never leaves the microtask queue on its own: give timers and events (an abort() from
+    // a timeout or a Stop button) a turn every ABORT_SLICE_MS, or the signal is only seen at the end
+    if (signal && performance.now() - sliceStart >= ABORT_SLICE_MS) { await macrotask(); sliceStart = performance.now(); }
     if (signal?.aborted) throw abortError(signal);
     const id = constraint ? sampleConstrained(sampler, logits, history(), constraint) : sampler.sample(logits, history());
     constraint?.advance(id);
@@ -100,6 +104,9 @@ export async function* generate(target: GenerationTarget, tok: Tokenizer, prompt
     timings: { prefillMs: t1 - t0, decodeMs: performance.now() - t1 },
   };
 }
+
+const ABORT_SLICE_MS = 30;
+const macrotask = () => new Promise<void>((r) => (typeof setImmediate === "function" ? setImmediate(r) : setTimeout(r, 0)));
 
 function samplingOf(o: GenerateOptions): SamplingOptions {
   const { temperature, topK, topP, minP, repetitionPenalty, presencePenalty, frequencyPenalty, penaltyLastN, logitBias, seed } = o;
