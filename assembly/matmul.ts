@@ -24,36 +24,32 @@ export function matmulF32(w: usize, x: usize, y: usize, n: i32, nTok: i32, yStri
   }
 }
 
-/** F16 weights; x must already be rounded to fp16 precision (llama.cpp's F16 vec_dot type). */
-export function matmulF16(w: usize, x: usize, y: usize, n: i32, nTok: i32, yStride: i32, r0: i32, r1: i32): void {
+/** Half-precision weights (IEEE fp16 or bfloat16) times f32 x already rounded to the same precision. */
+// @ts-ignore: decorator
+@inline function matmulHalf(w: usize, x: usize, y: usize, n: i32, nTok: i32, yStride: i32, r0: i32, r1: i32, bf16: bool): void {
   for (let r = r0; r < r1; r++) {
     const wr = w + <usize>r * <usize>n * 2;
     for (let t = 0; t < nTok; t++) {
       const xt = x + <usize>(t * n) * 4;
       let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
       for (let i = 0; i < n; i += 8) {
-        a0 = f32x4.add(a0, f32x4.mul(f16x4ToF32(v128.load16x4_u(wr + <usize>(i * 2))), v128.load(xt + <usize>(i * 4))));
-        a1 = f32x4.add(a1, f32x4.mul(f16x4ToF32(v128.load16x4_u(wr + <usize>(i * 2 + 8))), v128.load(xt + <usize>(i * 4 + 16))));
+        const h0 = v128.load16x4_u(wr + <usize>(i * 2)), h1 = v128.load16x4_u(wr + <usize>(i * 2 + 8));
+        a0 = f32x4.add(a0, f32x4.mul(bf16 ? i32x4.shl(h0, 16) : f16x4ToF32(h0), v128.load(xt + <usize>(i * 4))));
+        a1 = f32x4.add(a1, f32x4.mul(bf16 ? i32x4.shl(h1, 16) : f16x4ToF32(h1), v128.load(xt + <usize>(i * 4 + 16))));
       }
       store<f32>(y + <usize>(t * yStride + r) * 4, hsumF32(f32x4.add(a0, a1)));
     }
   }
 }
 
+/** F16 weights; x must already be rounded to fp16 precision (llama.cpp's F16 vec_dot type). */
+export function matmulF16(w: usize, x: usize, y: usize, n: i32, nTok: i32, yStride: i32, r0: i32, r1: i32): void {
+  matmulHalf(w, x, y, n, nTok, yStride, r0, r1, false);
+}
+
 /** BF16 weights; x must already be rounded to bf16 precision. */
 export function matmulBf16(w: usize, x: usize, y: usize, n: i32, nTok: i32, yStride: i32, r0: i32, r1: i32): void {
-  for (let r = r0; r < r1; r++) {
-    const wr = w + <usize>r * <usize>n * 2;
-    for (let t = 0; t < nTok; t++) {
-      const xt = x + <usize>(t * n) * 4;
-      let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
-      for (let i = 0; i < n; i += 8) {
-        a0 = f32x4.add(a0, f32x4.mul(i32x4.shl(v128.load16x4_u(wr + <usize>(i * 2)), 16), v128.load(xt + <usize>(i * 4))));
-        a1 = f32x4.add(a1, f32x4.mul(i32x4.shl(v128.load16x4_u(wr + <usize>(i * 2 + 8)), 16), v128.load(xt + <usize>(i * 4 + 16))));
-      }
-      store<f32>(y + <usize>(t * yStride + r) * 4, hsumF32(f32x4.add(a0, a1)));
-    }
-  }
+  matmulHalf(w, x, y, n, nTok, yStride, r0, r1, true);
 }
 
 // ---- integer dot helpers ------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { loadModel } from "../src/index.js";
 import { Lfm2Error } from "../src/errors.js";
 import { GgufValueType, NeedMoreBytes, parseGguf, type GgufValue, type TensorInfo } from "../src/formats/gguf.js";
-import { parseSafetensors } from "../src/formats/safetensors.js";
+import { ggufToHfName, parseSafetensors } from "../src/formats/safetensors.js";
 import { encodeSafetensors } from "../src/formats/safetensors-writer.js";
 import { concatChunks, encodeGguf, type GgufWriteTensor, type GgufWriteValue } from "../src/formats/gguf-writer.js";
 import { GGML, ggmlTypeByName, type GgmlType, type GgmlTypeName } from "../src/formats/ggml-types.js";
@@ -605,19 +605,7 @@ function prefixCheck(parse: (b: Uint8Array, size: number) => unknown, bytes: Uin
 
 // ---- safetensors ------------------------------------------------------------------------------
 
-const HF_NAMES: Record<string, string> = {
-  "attn_norm.weight": "operator_norm.weight", "ffn_norm.weight": "ffn_norm.weight", "shortconv.in_proj.weight": "conv.in_proj.weight",
-  "shortconv.conv.weight": "conv.conv.weight", "shortconv.out_proj.weight": "conv.out_proj.weight", "attn_q.weight": "self_attn.q_proj.weight",
-  "attn_k.weight": "self_attn.k_proj.weight", "attn_v.weight": "self_attn.v_proj.weight", "attn_output.weight": "self_attn.out_proj.weight",
-  "attn_q_norm.weight": "self_attn.q_layernorm.weight", "attn_k_norm.weight": "self_attn.k_layernorm.weight",
-  "ffn_gate.weight": "feed_forward.w1.weight", "ffn_up.weight": "feed_forward.w3.weight", "ffn_down.weight": "feed_forward.w2.weight",
-};
-function hfName(g: string): string {
-  const globals: Record<string, string> = { "token_embd.weight": "model.embed_tokens.weight", "token_embd_norm.weight": "model.embedding_norm.weight", "output.weight": "lm_head.weight" };
-  if (globals[g]) return globals[g];
-  const m = /^blk\.(\d+)\.(.+)$/.exec(g)!;
-  return `model.layers.${m[1]}.${HF_NAMES[m[2]]}`;
-}
+const hfName = (g: string) => ggufToHfName(g)!;
 
 interface StBase { name: string; bytes: Uint8Array; config: Record<string, unknown>; ref?: Ref }
 

@@ -8,27 +8,14 @@ import { syntheticWeights, syntheticGguf } from "../src/model/synthetic.js";
 import { encodeSafetensors, type SafetensorsWriteTensor } from "../src/formats/safetensors-writer.js";
 import { quantizeTensor } from "../src/formats/quantize.js";
 import { concatChunks } from "../src/formats/gguf-writer.js";
-import { hfToGgufName } from "../src/formats/safetensors.js";
+import { ggufToHfName, hfToGgufName } from "../src/formats/safetensors.js";
 import { parseGguf } from "../src/formats/gguf.js";
 import { Tokenizer, toHfTokenizerJson, toHfTokenizerConfig } from "../src/text/tokenizer.js";
 import { LFM2_SHAPES } from "../src/model/config.js";
 import { tempDir } from "./helpers/models.js";
 import { Lfm2Error } from "../src/errors.js";
 
-/** GGUF name → HF name (inverse of hfToGgufName for the names LFM2 uses). */
-function hfName(g: string): string {
-  const globals: Record<string, string> = { "token_embd.weight": "model.embed_tokens.weight", "token_embd_norm.weight": "model.embedding_norm.weight", "output.weight": "lm_head.weight" };
-  if (globals[g]) return globals[g];
-  const m = /^blk\.(\d+)\.(.+)$/.exec(g)!;
-  const map: Record<string, string> = {
-    "attn_norm.weight": "operator_norm.weight", "ffn_norm.weight": "ffn_norm.weight", "shortconv.in_proj.weight": "conv.in_proj.weight",
-    "shortconv.conv.weight": "conv.conv.weight", "shortconv.out_proj.weight": "conv.out_proj.weight", "attn_q.weight": "self_attn.q_proj.weight",
-    "attn_k.weight": "self_attn.k_proj.weight", "attn_v.weight": "self_attn.v_proj.weight", "attn_output.weight": "self_attn.out_proj.weight",
-    "attn_q_norm.weight": "self_attn.q_layernorm.weight", "attn_k_norm.weight": "self_attn.k_layernorm.weight",
-    "ffn_gate.weight": "feed_forward.w1.weight", "ffn_up.weight": "feed_forward.w3.weight", "ffn_down.weight": "feed_forward.w2.weight",
-  };
-  return `model.layers.${m[1]}.${map[m[2]]}`;
-}
+const hfName = (g: string) => ggufToHfName(g)!;
 
 function writeHfFolder(dtype: "BF16" | "F16" | "F32", seed: number): { dir: string; gguf: Uint8Array } {
   const opts = { shape: "tiny" as const, weightType: dtype, seed };
@@ -63,6 +50,10 @@ describe("safetensors (Hugging Face layout)", () => {
     expect(hfToGgufName("model.embedding_norm.weight")).toBe("token_embd_norm.weight");
     expect(hfToGgufName("model.language_model.layers.1.feed_forward.w2.weight")).toBe("blk.1.ffn_down.weight");
     expect(hfToGgufName("model.vision_tower.blocks.0.weight")).toBeUndefined();
+    for (const g of ["token_embd.weight", "token_embd_norm.weight", "output.weight", "blk.7.shortconv.conv.weight", "blk.2.attn_k_norm.weight"]) {
+      expect(hfToGgufName(ggufToHfName(g)!)).toBe(g);
+    }
+    expect(ggufToHfName("output.weight")).toBe("lm_head.weight");
   });
 
   for (const dtype of ["BF16", "F16", "F32"] as const) {

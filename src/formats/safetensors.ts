@@ -11,23 +11,35 @@ const MAX_HEADER = 100 << 20;
 
 export interface SafetensorsFile { tensors: TensorInfo[]; metadata: Record<string, string>; dataOffset: number }
 
-/** HF LFM2 tensor name → GGUF name (undefined: not an LFM2 text tensor). */
+// HF LFM2 names ↔ GGUF names (spec §2.1, §3.3): whole-model tensors, then per-layer suffixes.
+const GLOBAL_NAMES: Record<string, string> = {
+  "embed_tokens.weight": "token_embd.weight", "embedding_norm.weight": "token_embd_norm.weight", "lm_head.weight": "output.weight",
+};
+const LAYER_NAMES: Record<string, string> = {
+  "operator_norm.weight": "attn_norm.weight", "ffn_norm.weight": "ffn_norm.weight",
+  "conv.in_proj.weight": "shortconv.in_proj.weight", "conv.conv.weight": "shortconv.conv.weight", "conv.out_proj.weight": "shortconv.out_proj.weight",
+  "self_attn.q_proj.weight": "attn_q.weight", "self_attn.k_proj.weight": "attn_k.weight", "self_attn.v_proj.weight": "attn_v.weight",
+  "self_attn.out_proj.weight": "attn_output.weight", "self_attn.q_layernorm.weight": "attn_q_norm.weight", "self_attn.k_layernorm.weight": "attn_k_norm.weight",
+  "feed_forward.w1.weight": "ffn_gate.weight", "feed_forward.w3.weight": "ffn_up.weight", "feed_forward.w2.weight": "ffn_down.weight",
+};
+const invert = (m: Record<string, string>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [v, k]));
+const GLOBAL_HF = invert(GLOBAL_NAMES), LAYER_HF = invert(LAYER_NAMES);
+
+/** HF LFM2 tensor name → GGUF name (undefined: not an LFM2 text tensor, e.g. a vision tower's). */
 export function hfToGgufName(name: string): string | undefined {
   const n = name.replace(/^(model\.language_model\.|language_model\.model\.|model\.)/, "");
-  if (name === "lm_head.weight" || n === "lm_head.weight") return "output.weight";
-  if (n === "embed_tokens.weight") return "token_embd.weight";
-  if (n === "embedding_norm.weight") return "token_embd_norm.weight";
+  if (GLOBAL_NAMES[n]) return GLOBAL_NAMES[n];
   const m = /^layers\.(\d+)\.(.+)$/.exec(n);
-  if (!m) return undefined;
-  const map: Record<string, string> = {
-    "operator_norm.weight": "attn_norm.weight", "ffn_norm.weight": "ffn_norm.weight",
-    "conv.in_proj.weight": "shortconv.in_proj.weight", "conv.conv.weight": "shortconv.conv.weight", "conv.out_proj.weight": "shortconv.out_proj.weight",
-    "self_attn.q_proj.weight": "attn_q.weight", "self_attn.k_proj.weight": "attn_k.weight", "self_attn.v_proj.weight": "attn_v.weight",
-    "self_attn.out_proj.weight": "attn_output.weight", "self_attn.q_layernorm.weight": "attn_q_norm.weight", "self_attn.k_layernorm.weight": "attn_k_norm.weight",
-    "feed_forward.w1.weight": "ffn_gate.weight", "feed_forward.w3.weight": "ffn_up.weight", "feed_forward.w2.weight": "ffn_down.weight",
-  };
-  const g = map[m[2]];
-  return g ? `blk.${m[1]}.${g}` : undefined;
+  const g = m && LAYER_NAMES[m[2]];
+  return g ? `blk.${m![1]}.${g}` : undefined;
+}
+
+/** GGUF name → the name a Hugging Face LFM2 checkpoint uses (for writers and tests). */
+export function ggufToHfName(name: string): string | undefined {
+  if (GLOBAL_HF[name]) return name === "output.weight" ? "lm_head.weight" : `model.${GLOBAL_HF[name]}`;
+  const m = /^blk\.(\d+)\.(.+)$/.exec(name);
+  const h = m && LAYER_HF[m[2]];
+  return h ? `model.layers.${m![1]}.${h}` : undefined;
 }
 
 /** Parse the header held in `bytes` (a prefix of a file of `fileSize` bytes). */
