@@ -26,7 +26,13 @@ export function bytesSource(bytes: Uint8Array | ArrayBuffer, name = "bytes"): By
   const b = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
   return {
     name, size: b.byteLength,
-    async *chunks(start = 0) { for (let o = start; o < b.byteLength; o += CHUNK) yield b.subarray(o, Math.min(b.byteLength, o + CHUNK)); },
+    async *chunks(start = 0) {
+      for (let o = start; o < b.byteLength; o += CHUNK) {
+        // bytes are all here: still give timers a turn now and then so an abort() can land
+        if ((o - start) % (16 * CHUNK) === 0 && o > start) await new Promise((r) => setTimeout(r, 0));
+        yield b.subarray(o, Math.min(b.byteLength, o + CHUNK));
+      }
+    },
   };
 }
 
@@ -92,16 +98,21 @@ export async function urlSource(url: string | URL, init: { signal?: AbortSignal;
       if (!r.ok || !r.body) throw new Lfm2Error("IO", `${u}: HTTP ${r.status}`);
       if (start > 0 && r.status !== 206) throw new Lfm2Error("IO", `${u} ignored the Range request`);
       const reader = r.body.getReader();
+      let finished = false;
       try {
         for (;;) {
           const { done, value } = await reader.read().catch((e) => {
             if (signal?.aborted) throw abortError(signal);
             throw new Lfm2Error("IO", `download of ${u} failed: ${(e as Error).message}`, { cause: e });
           });
-          if (done) break;
+          if (done) { finished = true; break; }
           yield value;
         }
-      } finally { reader.releaseLock(); }
+      } finally {
+        // a consumer that stops early (header read, error, abort) must not leave the download running
+        if (!finished) await reader.cancel().catch(() => {});
+        reader.releaseLock();
+      }
     },
   };
 }

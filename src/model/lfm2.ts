@@ -18,12 +18,13 @@ export class Lfm2Forward {
   constructor(readonly cfg: Lfm2Config, readonly w: Lfm2Weights, readonly ops: Ops, readonly maxTok: number) {
     const a = ops.arena, D = cfg.hiddenSize, T = maxTok, f = 4;
     const kvMax = Math.max(...cfg.kvHeads) * cfg.headDim;
+    const qw = kvMax > 0 ? cfg.nHeads * cfg.headDim : 0; // no attention layer: no attention buffers
     this.h = a.alloc(T * D * f); this.u = a.alloc(T * D * f); this.y = a.alloc(T * D * f); this.o = a.alloc(T * D * f);
     this.big = a.alloc(T * Math.max(3 * D, cfg.ffDim) * f);    // in_proj output (B, C, x) or FFN gate
     this.up = a.alloc(T * cfg.ffDim * f);
-    this.q = a.alloc(T * cfg.nHeads * cfg.headDim * f); this.att = a.alloc(T * cfg.nHeads * cfg.headDim * f);
+    this.q = a.alloc(T * qw * f); this.att = a.alloc(T * qw * f);
     this.kk = a.alloc(T * kvMax * f); this.vv = a.alloc(T * kvMax * f);
-    this.cs = a.alloc(T * cfg.headDim * f);
+    this.cs = a.alloc(T * (kvMax > 0 ? cfg.headDim : 0) * f);
     this.logits = a.alloc(cfg.vocabSize * f);
   }
 
@@ -37,7 +38,7 @@ export class Lfm2Forward {
       s.v.push(kvw ? a.alloc(capacity * kvw * 2) : 0);
       s.conv.push(kvw ? 0 : a.alloc((c.convL - 1) * c.hiddenSize * 4));
     }
-    if (this.attScratchLen < capacity) {
+    if (this.attScratchLen < capacity && c.kvHeads.some((h) => h > 0)) {
       // per KV group: q rows (rounded), a score row per query row, one converted k/v row
       const rows = this.maxTok * Math.max(...c.kvHeads.filter((h) => h > 0).map((h) => c.nHeads / h), 1);
       this.attScratch = a.alloc((rows * (c.headDim + capacity) + c.headDim) * 4);
@@ -58,7 +59,7 @@ export class Lfm2Forward {
   step(tokens: ArrayLike<number>, pos0: number, s: Lfm2State, wantLogits = true): Float32Array | null {
     const { cfg: c, w, ops } = this, k = ops.k, T = tokens.length, D = c.hiddenSize, dh = c.headDim, eps = c.normEps;
     for (let t = 0; t < T; t++) ops.rowToF32(w.embed, tokens[t], this.h + t * D * 4);
-    this.ropeTable(pos0, T);
+    if (this.w.layers.some((L) => L.attn)) this.ropeTable(pos0, T);
     for (let l = 0; l < c.nLayers; l++) {
       const L = w.layers[l];
       k.rmsNorm(this.h, L.attnNorm, this.u, D, T, eps);

@@ -232,7 +232,8 @@ export async function loadModel(input: ModelInput, opts: LoadOptions = {}): Prom
   throwIfAborted(opts.signal); // an abort during the last chunk (or the compile) still counts
   const weights = plan!.finish(kernels);
   const c = header.config;
-  const ops = new Ops(kernels, arena!, Math.max(c.hiddenSize * 3, c.ffDim, c.nHeads * c.headDim), chunk);
+  const hasAttention = c.kvHeads.some((h) => h > 0);
+  const ops = new Ops(kernels, arena!, Math.max(c.hiddenSize * 3, c.ffDim, hasAttention ? c.nHeads * c.headDim : 0), chunk);
   const fwd = new Lfm2Forward(c, weights, ops, chunk);
   let pool: WorkerPool | null = null;
   if (threads > 1) {
