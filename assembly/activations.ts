@@ -1,11 +1,31 @@
-// Element-wise kernels: SwiGLU and residual add.
+// Element-wise kernels: a vector e^x, SwiGLU and residual add.
 
-/** out = silu(g) ⊙ u, silu(z) = z / (1 + e^−z). */
+/**
+ * e^x for four floats: x = n·ln2 + r with |r| ≤ ln2/2, e^r by a degree-6 polynomial (Cephes' expf
+ * coefficients, ~1 ulp), 2^n assembled in the exponent bits. Inputs are clamped to ±88.
+ */
+// @ts-ignore: decorator
+@inline export function expF32x4(v: v128): v128 {
+  const x0 = f32x4.min(f32x4.max(v, f32x4.splat(-87.3)), f32x4.splat(88.3));
+  const n = f32x4.floor(f32x4.add(f32x4.mul(x0, f32x4.splat(1.44269504088896341)), f32x4.splat(0.5)));
+  const x = f32x4.sub(f32x4.sub(x0, f32x4.mul(n, f32x4.splat(0.693359375))), f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
+  let p = f32x4.splat(1.9875691500e-4);
+  p = f32x4.add(f32x4.mul(p, x), f32x4.splat(1.3981999507e-3));
+  p = f32x4.add(f32x4.mul(p, x), f32x4.splat(8.3334519073e-3));
+  p = f32x4.add(f32x4.mul(p, x), f32x4.splat(4.1665795894e-2));
+  p = f32x4.add(f32x4.mul(p, x), f32x4.splat(1.6666665459e-1));
+  p = f32x4.add(f32x4.mul(p, x), f32x4.splat(5.0000001201e-1));
+  const y = f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(x, x)), x), f32x4.splat(1));
+  return f32x4.mul(y, i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23));
+}
+
+/** out = silu(g) ⊙ u, silu(z) = z / (1 + e^−z). n is a multiple of 4. */
 export function swiglu(g: usize, u: usize, out: usize, n: i32): void {
-  for (let i = 0; i < n; i++) {
+  const one = f32x4.splat(1);
+  for (let i = 0; i < n; i += 4) {
     const o = <usize>(i * 4);
-    const z = load<f32>(g + o);
-    store<f32>(out + o, (z / (<f32>1.0 + Mathf.exp(-z))) * load<f32>(u + o));
+    const z = v128.load(g + o);
+    v128.store(out + o, f32x4.mul(f32x4.div(z, f32x4.add(one, expF32x4(f32x4.neg(z)))), v128.load(u + o)));
   }
 }
 

@@ -2,6 +2,7 @@
 // Numerics follow llama.cpp's CPU path: q is rounded to fp16 before q·k (its F16 vec_dot), scores
 // are scaled then softmaxed in f32, and probabilities are rounded to fp16 before the weighted sum of v.
 import { f16ToF32, f16x4ToF32, f32ToF16, hsumF32 } from "./common";
+import { expF32x4 } from "./activations";
 
 /** Store nTok rows of `width` floats as fp16 into the cache at row `pos0` (row stride = width). */
 export function kvStore(src: usize, cache: usize, width: i32, pos0: i32, nTok: i32): void {
@@ -49,7 +50,18 @@ export function attention(q: usize, kCache: usize, vCache: usize, out: usize, nH
       let mx: f32 = -Infinity;
       for (let j = 0; j < len; j++) mx = max(mx, load<f32>(sr + <usize>(j * 4)));
       let sum: f64 = 0;
-      for (let j = 0; j < len; j++) { const e = Mathf.exp(load<f32>(sr + <usize>(j * 4)) - mx); store<f32>(sr + <usize>(j * 4), e); sum += e; }
+      const vmx = f32x4.splat(mx);
+      let j = 0;
+      for (; j + 4 <= len; j += 4) {
+        const e = expF32x4(f32x4.sub(v128.load(sr + <usize>(j * 4)), vmx));
+        v128.store(sr + <usize>(j * 4), e);
+        sum += <f64>f32x4.extract_lane(e, 0) + <f64>f32x4.extract_lane(e, 1) + <f64>f32x4.extract_lane(e, 2) + <f64>f32x4.extract_lane(e, 3);
+      }
+      for (; j < len; j++) {
+        const e = f32x4.extract_lane(expF32x4(f32x4.splat(load<f32>(sr + <usize>(j * 4)) - mx)), 0);
+        store<f32>(sr + <usize>(j * 4), e);
+        sum += e;
+      }
       const inv = <f32>(1.0 / sum);
       for (let j = 0; j < len; j++) store<f32>(sr + <usize>(j * 4), f16ToF32(f32ToF16(load<f32>(sr + <usize>(j * 4)) * inv)));
       const t = r / group, hh = r % group;
