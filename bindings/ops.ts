@@ -5,6 +5,9 @@ import { actBytes, kernelsFor, type ActKind } from "./kernels.js";
 import type { KernelExports } from "./wasm.js";
 import type { Matrix } from "../src/model/weights.js";
 
+/** Below this many multiply-adds a matmul runs on the calling thread: the hand-off would cost more. */
+const PARALLEL_MIN_MACS = 1 << 19;
+
 /** A row-parallel executor for matmuls (the worker pool); absent → run on this thread. */
 export interface MatmulExecutor {
   matmul(fn: string, w: number, x: number, y: number, n: number, nTok: number, yStride: number, rows: number): void;
@@ -49,7 +52,7 @@ export class Ops {
     const kern = kernelsFor(m.type, "matrix");
     const x = this.prepare(a, kern.act);
     const fn = m.x4 ? kern.x4!.matmul : kern.matmul;
-    if (this.executor && m.nOut * a.n * a.nTok >= 1 << 16) this.executor.matmul(fn, m.ptr, x, y, a.n, a.nTok, m.nOut, m.nOut);
+    if (this.executor && m.nOut * a.n * a.nTok >= PARALLEL_MIN_MACS) this.executor.matmul(fn, m.ptr, x, y, a.n, a.nTok, m.nOut, m.nOut);
     else this.k[fn as `matmul${string}`](m.ptr, x, y, a.n, a.nTok, m.nOut, 0, m.nOut);
   }
 
