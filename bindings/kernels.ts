@@ -22,9 +22,12 @@ export const TYPE_KERNELS: Record<string, TypeKernels> = {
   Q4_1: { matmul: "matmulQ4_1", act: "q8_0", dequantRow: "dequantRowQ4_1" }, // the q8_0 buffer carries Q8_1's s
   Q5_0: { matmul: "matmulQ5_0", act: "q8_0", dequantRow: "dequantRowQ5_0" },
   Q5_1: { matmul: "matmulQ5_1", act: "q8_0", dequantRow: "dequantRowQ5_1" },
-  Q4_K: { matmul: "matmulQ4_K", act: "q8_K", dequantRow: "dequantRowQ4_K" },
+  // 256-weight super-blocks: groupBlockBytes is a record's size / 8 (assembly/matmul-kx4.ts)
+  Q4_K: { matmul: "matmulQ4_K", act: "q8_K", dequantRow: "dequantRowQ4_K",
+    x4: { matmul: "matmulQ4_Kx4", repack: "repackQ4_K", dequantRow: "dequantRowQ4_Kx4", groupBlockBytes: 608 / 8 } },
   Q5_K: { matmul: "matmulQ5_K", act: "q8_K", dequantRow: "dequantRowQ5_K" },
-  Q6_K: { matmul: "matmulQ6_K", act: "q8_K", dequantRow: "dequantRowQ6_K" },
+  Q6_K: { matmul: "matmulQ6_K", act: "q8_K", dequantRow: "dequantRowQ6_K",
+    x4: { matmul: "matmulQ6_Kx4", repack: "repackQ6_K", dequantRow: "dequantRowQ6_Kx4", groupBlockBytes: 848 / 8 } },
 };
 
 export function kernelsFor(t: GgmlType, what: string): TypeKernels {
