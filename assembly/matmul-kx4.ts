@@ -89,12 +89,17 @@ import { dot16, hiNib, loNib, reduce4, storeAffine16 } from "./matmul-legacy";
 
 const Q4K_REC = 608;
 
-/** get_scale_min_k4 for sub-block j of the 12 packed bytes at s: sc | m << 8. */
-function scaleMinK4(s: usize, j: i32): i32 {
-  if (j < 4) return (<i32>load<u8>(s + <usize>j) & 63) | ((<i32>load<u8>(s + <usize>(j + 4)) & 63) << 8);
-  const sc = (<i32>load<u8>(s + <usize>(j + 4)) & 0xf) | ((<i32>load<u8>(s + <usize>(j - 4)) >> 6) << 4);
-  const m = (<i32>load<u8>(s + <usize>(j + 4)) >> 4) | ((<i32>load<u8>(s + <usize>j) >> 6) << 4);
-  return sc | (m << 8);
+/**
+ * The 12 packed scale bytes of a Q4_K super-block (at p) → 16 bytes: sc_0..sc_7 then m_0..m_7
+ * (get_scale_min_k4 for all j at once, as in matmul-kquants.ts). Reads 16 bytes; the last 4 are ignored.
+ */
+// @ts-ignore: decorator
+@inline function kScales(p: usize): v128 {
+  const v = v128.load(p);
+  const t = i32x4.shuffle(v, v, 0, 2, 1, 2);
+  const lo = v128.and(i32x4.shuffle(t, i32x4.shr_u(t, 4), 0, 1, 2, 7), i32x4(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+  const hi = v128.and(i32x4.shr_u(i32x4.shuffle(v, v, 0, 0, 1, 1), 2), i32x4(0, 0x30303030, 0, 0x30303030));
+  return v128.or(lo, hi);
 }
 
 /**
@@ -113,11 +118,12 @@ export function repackQ4_K(dst: usize, src: usize, nRows: i32, n: i32, scratch: 
         const p = scratch + <usize>r * rowBytes + <usize>(b * 144);
         store<f32>(o + <usize>(4 * r), f16ToF32(load<u16>(p)));
         store<f32>(o + 16 + <usize>(4 * r), f16ToF32(load<u16>(p + 2)));
-        for (let j = 0; j < 8; j++) {
-          const sm = scaleMinK4(p + 4, j), at = <usize>((j >> 1) * 8 + 2 * r + (j & 1));
-          store<u8>(o + 32 + at, <u8>(sm >> 8));
-          store<u8>(o + 64 + at, <u8>(sm & 0xff));
-        }
+        // u16 lane c of k = (sc_2c, sc_2c+1), lane 4 + c = (m_2c, m_2c+1) → [chunk c][row r][2]
+        const k = kScales(p + 4), rr = <usize>(2 * r);
+        store<u16>(o + 64 + rr, i16x8.extract_lane_u(k, 0)); store<u16>(o + 72 + rr, i16x8.extract_lane_u(k, 1));
+        store<u16>(o + 80 + rr, i16x8.extract_lane_u(k, 2)); store<u16>(o + 88 + rr, i16x8.extract_lane_u(k, 3));
+        store<u16>(o + 32 + rr, i16x8.extract_lane_u(k, 4)); store<u16>(o + 40 + rr, i16x8.extract_lane_u(k, 5));
+        store<u16>(o + 48 + rr, i16x8.extract_lane_u(k, 6)); store<u16>(o + 56 + rr, i16x8.extract_lane_u(k, 7));
         for (let c = 0; c < 4; c++) {
           // file chunk c: byte i holds P_i (low nibble) and Q_i (high nibble), i = 0..31
           const f0 = v128.load(p + 16 + <usize>(32 * c)), f1 = v128.load(p + 32 + <usize>(32 * c));
