@@ -39,9 +39,7 @@ export class Lfm2Forward {
       s.conv.push(kvw ? 0 : a.alloc((c.convL - 1) * c.hiddenSize * 4));
     }
     if (this.attScratchLen < capacity && c.kvHeads.some((h) => h > 0)) {
-      // per KV group: q rows (rounded), a score row per query row, one converted k/v row
-      const rows = this.maxTok * Math.max(...c.kvHeads.filter((h) => h > 0).map((h) => c.nHeads / h), 1);
-      this.attScratch = a.alloc((rows * (c.headDim + capacity) + c.headDim) * 4);
+      this.attScratch = a.alloc((capacity + c.headDim) * 4); // one score row + the rounded query
       this.attScratchLen = capacity;
     }
     return s;
@@ -75,7 +73,7 @@ export class Lfm2Forward {
         k.rmsNorm(this.kk, A.kNorm, this.kk, dh, T * Hkv, eps);
         k.ropeNeox(this.q, this.cs, H, dh, T); k.ropeNeox(this.kk, this.cs, Hkv, dh, T);
         k.kvStore(this.kk, s.k[l], Hkv * dh, pos0, T); k.kvStore(this.vv, s.v[l], Hkv * dh, pos0, T);
-        k.attention(this.q, s.k[l], s.v[l], this.att, H, Hkv, dh, T, pos0, this.attScratchLen, 1, 1 / Math.sqrt(dh), this.attScratch);
+        k.attention(this.q, s.k[l], s.v[l], this.att, H, Hkv, dh, T, pos0, pos0 + T, 1, 1 / Math.sqrt(dh), this.attScratch);
         ops.matmul(A.o, ops.act(this.att, H * dh, T), this.o);
       }
       k.addInPlace(this.h, this.o, T * D);
