@@ -7,5 +7,7 @@ export default defineConfig({
     pool: "forks",
     fileParallelism: true,
     maxWorkers: 2,
+    reporters: ["default", "json"],
+    outputFile: { json: ".cache/vitest-results.json" },
   },
 });
