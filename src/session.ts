@@ -33,6 +33,16 @@ export class Session {
     fwd.clearState(this.state);
   }
 
+  private disposed = false;
+
+  /** Give the session's KV cache back to the model for later sessions. The session is unusable after. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.reset();
+    this.fwd.releaseState(this.state);
+  }
+
   /** Tokens currently held in the cache, in order. */
   get tokens(): readonly number[] { return this.history; }
   get position(): number { return this.history.length; }
@@ -53,6 +63,7 @@ export class Session {
       throw new Lfm2Error("CONTEXT_OVERFLOW", `${this.history.length} cached + ${ids.length} new tokens exceed the context length ${this.contextLength}`);
     }
     if (this.busy) throw new Lfm2Error("BAD_INPUT", "this session is already running a forward pass");
+    if (this.disposed) throw new Lfm2Error("BAD_INPUT", "this session was disposed");
     this.busy = true;
     try {
       const chunk = this.fwd.maxTok;

@@ -102,4 +102,16 @@ describe("generation", () => {
     const long = "word ".repeat(40);
     await expect(run(m.createSession({ contextLength: 16 }).generate(long, { maxTokens: 4 }))).rejects.toMatchObject({ code: "CONTEXT_OVERFLOW" });
   });
+
+  it("a disposed session's cache is reused by the next session: memory stays flat, results identical", async () => {
+    const m = await model();
+    const ids = m.tokenizer!.encode("Reuse the cache, please.");
+    const first = m.createSession({ contextLength: 256 });
+    const a = await first.forward(ids);
+    first.dispose();
+    await expect(first.forward(ids)).rejects.toMatchObject({ code: "BAD_INPUT" });
+    const before = m.memoryBytes;
+    for (let i = 0; i < 20; i++) { const s = m.createSession({ contextLength: 256 }); expect(Array.from(await s.forward(ids))).toEqual(Array.from(a)); s.dispose(); }
+    expect(m.memoryBytes).toBe(before);
+  });
 });

@@ -14,6 +14,8 @@ export class Lfm2Forward {
   private h: number; private u: number; private big: number; private y: number; private o: number;
   private q: number; private kk: number; private vv: number; private att: number; private up: number;
   private cs: number; private attScratch = 0; private attScratchLen = 0; private logits: number;
+  /** States of disposed sessions, reused by later ones (the arena never frees). */
+  private spare: Lfm2State[] = [];
 
   constructor(readonly cfg: Lfm2Config, readonly w: Lfm2Weights, readonly ops: Ops, readonly maxTok: number) {
     const a = ops.arena, D = cfg.hiddenSize, T = maxTok, f = 4;
@@ -28,8 +30,10 @@ export class Lfm2Forward {
     this.logits = a.alloc(cfg.vocabSize * f);
   }
 
-  /** Allocate state for `capacity` positions (KV cache in fp16). */
+  /** State for `capacity` positions (KV cache in fp16): a disposed session's if one is big enough. */
   allocState(capacity: number): Lfm2State {
+    const i = this.spare.findIndex((s) => s.capacity >= capacity);
+    if (i >= 0) return this.spare.splice(i, 1)[0];
     const c = this.cfg, a = this.ops.arena;
     const s: Lfm2State = { capacity, k: [], v: [], conv: [] };
     for (let l = 0; l < c.nLayers; l++) {
@@ -44,6 +48,8 @@ export class Lfm2Forward {
     }
     return s;
   }
+
+  releaseState(s: Lfm2State): void { this.spare.push(s); }
 
   clearState(s: Lfm2State): void {
     const c = this.cfg;

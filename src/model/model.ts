@@ -67,7 +67,10 @@ export class Model {
   }
 
   private defaultSession(ctx?: number): Session {
-    if (!this.chatSession || (ctx !== undefined && ctx !== this.chatSession.contextLength)) this.chatSession = this.createSession({ contextLength: ctx });
+    if (!this.chatSession || (ctx !== undefined && ctx !== this.chatSession.contextLength)) {
+      this.chatSession?.dispose();
+      this.chatSession = this.createSession({ contextLength: ctx });
+    }
     return this.chatSession;
   }
 
