@@ -42,35 +42,35 @@ import { dot16, hiNib, loNib, reduce4, storeAffine16 } from "./matmul-legacy";
 
 /** [a0 a1 b0 b1 a2 a3 b2 b3 … a6 a7 b6 b7] (bytes; i16x8 interleave low, one punpcklwd). */
 // @ts-ignore: decorator
-@inline function ilo(a: v128, b: v128): v128 { return i8x16.shuffle(a, b, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23); }
+@inline export function ilo(a: v128, b: v128): v128 { return i8x16.shuffle(a, b, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23); }
 /** [a8 a9 b8 b9 … a14 a15 b14 b15] (punpckhwd). */
 // @ts-ignore: decorator
-@inline function ihi(a: v128, b: v128): v128 { return i8x16.shuffle(a, b, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31); }
+@inline export function ihi(a: v128, b: v128): v128 { return i8x16.shuffle(a, b, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31); }
 /** Inverse of ilo/ihi: the a-bytes (even 2-byte units) and b-bytes (odd units) of [ilo | ihi]. */
 // @ts-ignore: decorator
-@inline function evenUnits(v: v128, w: v128): v128 { return i8x16.shuffle(v, w, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29); }
+@inline export function evenUnits(v: v128, w: v128): v128 { return i8x16.shuffle(v, w, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29); }
 // @ts-ignore: decorator
-@inline function oddUnits(v: v128, w: v128): v128 { return i8x16.shuffle(v, w, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31); }
+@inline export function oddUnits(v: v128, w: v128): v128 { return i8x16.shuffle(v, w, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31); }
 
 // Scale vectors for the paired dots: i32 lane L of s holds the i16 pair (sc_P, sc_Q).
 // relaxed: [P Q P Q P Q P Q] (dot16 pairs lanes 2k, 2k+1); plain: [P P Q Q P P Q Q] (pairs k, k+8).
 // @ts-ignore: decorator
-@inline function pair0(s: v128): v128 {
+@inline export function pair0(s: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return i32x4.shuffle(s, s, 0, 0, 0, 0);
   return i8x16.shuffle(s, s, 0, 1, 0, 1, 2, 3, 2, 3, 0, 1, 0, 1, 2, 3, 2, 3);
 }
 // @ts-ignore: decorator
-@inline function pair1(s: v128): v128 {
+@inline export function pair1(s: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return i32x4.shuffle(s, s, 1, 1, 1, 1);
   return i8x16.shuffle(s, s, 4, 5, 4, 5, 6, 7, 6, 7, 4, 5, 4, 5, 6, 7, 6, 7);
 }
 // @ts-ignore: decorator
-@inline function pair2(s: v128): v128 {
+@inline export function pair2(s: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return i32x4.shuffle(s, s, 2, 2, 2, 2);
   return i8x16.shuffle(s, s, 8, 9, 8, 9, 10, 11, 10, 11, 8, 9, 8, 9, 10, 11, 10, 11);
 }
 // @ts-ignore: decorator
-@inline function pair3(s: v128): v128 {
+@inline export function pair3(s: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return i32x4.shuffle(s, s, 3, 3, 3, 3);
   return i8x16.shuffle(s, s, 12, 13, 12, 13, 14, 15, 14, 15, 12, 13, 12, 13, 14, 15, 14, 15);
 }
@@ -78,7 +78,7 @@ import { dot16, hiNib, loNib, reduce4, storeAffine16 } from "./matmul-legacy";
 /** Sums of adjacent pairs of the 16 bsums at bs (i32) as i16x8: lane j = bsum_2j + bsum_2j+1 (= Σ xq of
  *  the 32-weight sub-block j, |·| ≤ 32·127). */
 // @ts-ignore: decorator
-@inline function bsumPairs(bs: usize): v128 {
+@inline export function bsumPairs(bs: usize): v128 {
   const v0 = v128.load(bs), v1 = v128.load(bs + 16), v2 = v128.load(bs + 32), v3 = v128.load(bs + 48);
   const a = i32x4.add(i32x4.shuffle(v0, v1, 0, 2, 4, 6), i32x4.shuffle(v0, v1, 1, 3, 5, 7));
   const b = i32x4.add(i32x4.shuffle(v2, v3, 0, 2, 4, 6), i32x4.shuffle(v2, v3, 1, 3, 5, 7));
@@ -94,7 +94,7 @@ const Q4K_REC = 608;
  * (get_scale_min_k4 for all j at once, as in matmul-kquants.ts). Reads 16 bytes; the last 4 are ignored.
  */
 // @ts-ignore: decorator
-@inline function kScales(p: usize): v128 {
+@inline export function kScales(p: usize): v128 {
   const v = v128.load(p);
   const t = i32x4.shuffle(v, v, 0, 2, 1, 2);
   const lo = v128.and(i32x4.shuffle(t, i32x4.shr_u(t, 4), 0, 1, 2, 7), i32x4(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
@@ -162,7 +162,7 @@ export function dequantRowQ4_Kx4(w: usize, row: i32, n: i32, dst: usize): void {
 
 /** Σ_j m_j·pair_j for the four rows (i32x4, lane r) from the mins at mp ([chunk][row][2] bytes). */
 // @ts-ignore: decorator
-@inline function minsQ4K(mp: usize, pairs: v128): v128 {
+@inline export function minsQ4K(mp: usize, pairs: v128): v128 {
   const m01 = v128.load(mp), m23 = v128.load(mp + 16);
   const a = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(m01), i32x4.shuffle(pairs, pairs, 0, 0, 0, 0)),
     i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(m01), i32x4.shuffle(pairs, pairs, 1, 1, 1, 1)));
@@ -174,7 +174,7 @@ export function dequantRowQ4_Kx4(w: usize, row: i32, n: i32, dst: usize): void {
 /** acc + the paired, scaled dot of one row's 64 weights (u0..u3) with interleaved activations v0..v3.
  *  i16 lanes sum four products: ≤ 4·15·127 < 2^15. */
 // @ts-ignore: decorator
-@inline function dot4(acc: v128, v0: v128, v1: v128, v2: v128, v3: v128, u0: v128, u1: v128, u2: v128, u3: v128, s: v128): v128 {
+@inline export function dot4(acc: v128, v0: v128, v1: v128, v2: v128, v3: v128, u0: v128, u1: v128, u2: v128, u3: v128, s: v128): v128 {
   const p = i16x8.add(i16x8.add(dot16(v0, u0), dot16(v1, u1)), i16x8.add(dot16(v2, u2), dot16(v3, u3)));
   return i32x4.add(acc, i32x4.dot_i16x8_s(p, s));
 }
@@ -187,7 +187,7 @@ export function dequantRowQ4_Kx4(w: usize, row: i32, n: i32, dst: usize): void {
 
 /** One token's float contribution of a record: dx·(d·sums − dmin·mins) for the four rows. */
 // @ts-ignore: decorator
-@inline function finishQ4K(o: usize, sums: v128, mins: v128, dx: f32): v128 {
+@inline export function finishQ4K(o: usize, sums: v128, mins: v128, dx: f32): v128 {
   return f32x4.mul(f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(sums), v128.load(o)), f32x4.mul(f32x4.convert_i32x4_s(mins), v128.load(o + 16))), f32x4.splat(dx));
 }
 
@@ -199,7 +199,7 @@ export function dequantRowQ4_Kx4(w: usize, row: i32, n: i32, dst: usize): void {
 
 /** Σ_k e_k·w_2k + f_k·w_2k+1 (i16), scaled by s into acc: the plain build's dot4. */
 // @ts-ignore: decorator
-@inline function dot8(acc: v128, e0: v128, f0: v128, e1: v128, f1: v128, e2: v128, f2: v128, e3: v128, f3: v128,
+@inline export function dot8(acc: v128, e0: v128, f0: v128, e1: v128, f1: v128, e2: v128, f2: v128, e3: v128, f3: v128,
   w0: v128, w1: v128, w2: v128, w3: v128, w4: v128, w5: v128, w6: v128, w7: v128, s: v128): v128 {
   const p = i16x8.add(i16x8.add(i16x8.mul(e0, w0), i16x8.mul(f0, w1)), i16x8.add(i16x8.mul(e1, w2), i16x8.mul(f1, w3)));
   const q = i16x8.add(i16x8.add(i16x8.mul(e2, w4), i16x8.mul(f2, w5)), i16x8.add(i16x8.mul(e3, w6), i16x8.mul(f3, w7)));

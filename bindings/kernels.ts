@@ -25,7 +25,8 @@ export const TYPE_KERNELS: Record<string, TypeKernels> = {
   // 256-weight super-blocks: groupBlockBytes is a record's size / 8 (assembly/matmul-kx4.ts)
   Q4_K: { matmul: "matmulQ4_K", act: "q8_K", dequantRow: "dequantRowQ4_K",
     x4: { matmul: "matmulQ4_Kx4", repack: "repackQ4_K", dequantRow: "dequantRowQ4_Kx4", groupBlockBytes: 608 / 8 } },
-  Q5_K: { matmul: "matmulQ5_K", act: "q8_K", dequantRow: "dequantRowQ5_K" },
+  Q5_K: { matmul: "matmulQ5_K", act: "q8_K", dequantRow: "dequantRowQ5_K",
+    x4: { matmul: "matmulQ5_Kx4", repack: "repackQ5_K", dequantRow: "dequantRowQ5_Kx4", groupBlockBytes: 864 / 8 } },
   Q6_K: { matmul: "matmulQ6_K", act: "q8_K", dequantRow: "dequantRowQ6_K",
     x4: { matmul: "matmulQ6_Kx4", repack: "repackQ6_K", dequantRow: "dequantRowQ6_Kx4", groupBlockBytes: 848 / 8 } },
 };
