@@ -7,7 +7,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export type BenchShape = "350M" | "1.2B" | "tiny";
-export type BenchWeightType = "Q4_0" | "Q8_0" | "Q4_K" | "F16";
+export type BenchWeightType = "Q4_0" | "Q8_0" | "Q4_K" | "Q5_K" | "Q6_K" | "F16";
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const BENCH_CACHE_DIR = join(REPO_ROOT, ".cache", "bench");
