@@ -1,5 +1,5 @@
-// The load-time row-interleaved K-quant layouts (assembly/matmul-kx4.ts: Q4_Kx4, Q6_Kx4) against the
-// file-layout kernels and the TS references, in the plain-SIMD and the relaxed-SIMD build.
+// The load-time row-interleaved K-quant layouts (assembly/matmul-kx4.ts: Q4_Kx4, Q6_Kx4; matmul-k5x4.ts:
+// Q5_Kx4) against the file-layout kernels and the TS references, in the plain-SIMD and relaxed-SIMD build.
 //
 // As in test/kernels.test.ts the kernels run in child node processes (Node 20 validates the relaxed build
 // only with --experimental-wasm-relaxed-simd). Each build runs twice: with the engine's default tiering
@@ -16,13 +16,13 @@ import { deserialize, serialize } from "node:v8";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TYPE_KERNELS } from "../bindings/kernels.js";
 import { dotReference } from "../src/formats/activation-quant.js";
-import { f32ToF16 } from "../src/formats/fp16.js";
 import { GGML, type GgmlType, type GgmlTypeName } from "../src/formats/ggml-types.js";
-import { dequantizeTensor, quantizeTensor } from "../src/formats/quantize.js";
+import { dequantizeTensor } from "../src/formats/quantize.js";
+import { randomActivations, randomMatrix } from "./helpers/kernel-inputs.js";
 import { mulberry32 } from "../src/model/synthetic.js";
 
 const ROOT = new URL("..", import.meta.url);
-const TYPES = ["Q4_K", "Q6_K"] as const;
+const TYPES = ["Q4_K", "Q5_K", "Q6_K"] as const;
 const TOKENS = [1, 3, 4, 5, 17];
 const SIZES = [256, 768];
 const ROWS = 16;
@@ -105,43 +105,6 @@ function runChild(run: (typeof RUNS)[number], jobs: Job[]): ChildResult {
 
 // ---- test data --------------------------------------------------------------------------------------
 
-const HALF_FIELDS: Record<string, number[]> = { Q4_K: [0, 2], Q6_K: [208] };
-
-/** Even rows: values through the reference quantizer (various scales, offsets, outliers). Odd rows:
- *  random block bytes with random finite fp16 scales (subnormals included), so every bit pattern of
- *  quants, packed 6-bit scales/mins and high bits occurs. */
-function randomMatrix(t: GgmlType, rows: number, n: number, rand: () => number): Uint8Array {
-  const vals = new Float32Array(rows * n);
-  for (let r = 0; r < rows; r++) {
-    const scale = [1, 0.02, 30, 1e-3][(r >> 1) % 4], shift = r % 3 === 1 ? 0.5 * scale : 0;
-    for (let i = 0; i < n; i++) vals[r * n + i] = (rand() - 0.5) * 2 * scale + shift + (rand() < 0.005 ? 8 * scale : 0);
-  }
-  const bytes = quantizeTensor(t, vals, n);
-  const rb = (n / t.blockSize) * t.blockBytes;
-  for (let r = 1; r < rows; r += 2) {
-    for (let i = r * rb; i < (r + 1) * rb; i++) bytes[i] = (rand() * 256) | 0;
-    for (let b = r * rb; b < (r + 1) * rb; b += t.blockBytes) {
-      for (const off of HALF_FIELDS[t.name]) {
-        const mag = rand() < 0.05 ? 3e-6 * rand() : 10 ** (-3 + 3 * rand());
-        const h = f32ToF16((rand() < 0.3 ? -1 : 1) * mag);
-        bytes[b + off] = h & 0xff; bytes[b + off + 1] = h >> 8;
-      }
-    }
-  }
-  return bytes;
-}
-
-function randomActivations(nTok: number, n: number, rand: () => number): Float32Array {
-  const x = new Float32Array(nTok * n);
-  for (let t = 0; t < nTok; t++) {
-    for (let i = 0; i < n; i++) {
-      const blk = (i >> 5) % 7;
-      x[t * n + i] = blk === 6 && t % 2 === 1 ? 0 : (rand() - 0.5) * (blk + 1) * (1 + t % 5) + (blk === 5 ? 0.7 : 0);
-    }
-    if (t % 3 === 2 && n >= 512) x.fill(0, t * n + 256, t * n + 512); // an all-zero super-block (Q8_K d = 0)
-  }
-  return x;
-}
 
 interface Case { type: GgmlTypeName; n: number; w: Uint8Array; xs: { x: Float32Array; nTok: number }[] }
 const CASES: Case[] = [];
