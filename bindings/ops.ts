@@ -1,17 +1,24 @@
 // Typed calls into the kernels. Activations consumed by matmuls are prepared once per format
 // (quantized to int8 blocks, or rounded to fp16/bf16) and shared by every matmul reading them.
 import type { Arena } from "./arena.js";
-import { actBytes, kernelsFor, type ActKind } from "./kernels.js";
+import { actBytes, kernelsFor, type ActKind, type Matrix } from "../src/core/quant-types.js";
 import type { KernelExports } from "./wasm.js";
-import type { Matrix } from "../src/model/weights.js";
 
 /** Below this many multiply-adds a matmul runs on the calling thread: the hand-off would cost more. */
 const PARALLEL_MIN_MACS = 1 << 19;
 
-/** A row-parallel executor for matmuls (the worker pool); absent → run on this thread. */
-export interface MatmulExecutor {
+/** Query tokens per attention work unit (with all heads of one KV head): each K/V row is decoded once per unit. */
+const ATTENTION_TILE_TOKENS = 16;
+
+/** Splits kernels across threads (the worker pool); absent → everything runs on this thread. */
+export interface ParallelExecutor {
+  readonly size: number;
   matmul(fn: string, w: number, x: number, y: number, n: number, nTok: number, yStride: number, rows: number): void;
+  /** fn(...shared, ...parts[t]) on thread t (thread 0 = the caller). */
+  run(fn: string, shared: number[], parts: number[][]): void;
 }
+/** @deprecated the old name of ParallelExecutor. */
+export type MatmulExecutor = ParallelExecutor;
 
 export class Activation {
   constructor(readonly ptr: number, readonly n: number, readonly nTok: number) {}
@@ -21,7 +28,9 @@ export class Ops {
   private actBufs = new Map<ActKind, number>();
   /** Which activation currently owns each format's buffer. */
   private owner = new Map<ActKind, Activation>();
-  executor: MatmulExecutor | null = null;
+  executor: ParallelExecutor | null = null;
+  /** Per-thread attention scratch: base, bytes per thread, threads it was sized for. */
+  private attScratch = { ptr: 0, each: 0, threads: 0 };
 
   constructor(readonly k: KernelExports, readonly arena: Arena, private maxN: number, private maxTok: number) {
     for (const kind of ["f16", "bf16", "q8_0", "q8_K"] as ActKind[]) this.actBufs.set(kind, arena.alloc(actBytes(kind, maxN, maxTok)));
@@ -54,6 +63,43 @@ export class Ops {
     const fn = m.x4 ? kern.x4!.matmul : kern.matmul;
     if (this.executor && m.nOut * a.n * a.nTok >= PARALLEL_MIN_MACS) this.executor.matmul(fn, m.ptr, x, y, a.n, a.nTok, m.nOut, m.nOut);
     else this.k[fn as `matmul${string}`](m.ptr, x, y, a.n, a.nTok, m.nOut, 0, m.nOut);
+  }
+
+  /**
+   * Grouped-query attention over the fp16 KV cache (arguments as the `attention` export, minus its
+   * scratch): token t of q [nTok][nHeads][dh] at position pos0 + t attends to positions [0, pos0 + t]
+   * (causal) or [0, kvLen). Work is cut into (16-token tile, KV head) units and split across threads
+   * by estimated cost; the result does not depend on the split (see assembly/attention.ts).
+   */
+  attention(q: number, kCache: number, vCache: number, out: number, nHeads: number, nKv: number, dh: number,
+    nTok: number, pos0: number, kvLen: number, causal: boolean, scale: number): void {
+    const tile = ATTENTION_TILE_TOKENS, tiles = Math.ceil(nTok / tile), units = tiles * nKv;
+    const T = this.executor ? Math.min(this.executor.size, units) : 1;
+    const each = this.k.attentionTileScratch(nHeads / nKv, dh, tile, kvLen);
+    const s = this.attScratch;
+    if (s.each < each || s.threads < T) {
+      // the arena never frees: grow with headroom so a growing context reallocates O(log n) times
+      s.each = Math.max(each, 2 * s.each); s.threads = Math.max(T, s.threads);
+      s.ptr = this.arena.alloc(s.each * s.threads);
+    }
+    const shared = [q, kCache, vCache, out, nHeads, nKv, dh, nTok, pos0, kvLen, causal ? 1 : 0, scale, tile];
+    // few multiply-adds (a short decode context): the hand-off would cost more than it saves
+    if (T === 1 || nHeads * dh * (causal ? pos0 + nTok : kvLen) * nTok < PARALLEL_MIN_MACS >> 2) {
+      this.k.attentionTiles(q, kCache, vCache, out, nHeads, nKv, dh, nTok, pos0, kvLen, causal ? 1 : 0, scale, tile, 0, units, s.ptr);
+      return;
+    }
+    // unit u = (tile u / nKv, KV head u % nKv) costs ~ its longest key range; cut the running cost into T parts
+    const cost = (u: number) => (causal ? pos0 + Math.min(nTok, (Math.floor(u / nKv) + 1) * tile) : kvLen);
+    let total = 0;
+    for (let u = 0; u < units; u++) total += cost(u);
+    const parts: number[][] = [];
+    let u = 0, acc = 0;
+    for (let t = 0; t < T; t++) {
+      const u0 = u, goal = (total * (t + 1)) / T;
+      while (u < units && (t === T - 1 || acc + cost(u) / 2 <= goal)) acc += cost(u++);
+      parts.push([u0, u, s.ptr + t * s.each]);
+    }
+    this.executor!.run("attentionTiles", shared, parts);
   }
 
   /** Row `row` of a matrix, dequantized to f32 at dst (embedding lookup). */

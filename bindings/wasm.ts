@@ -20,6 +20,9 @@ export interface KernelExports {
   ropeNeox(x: P, cs: P, nHeads: number, dh: number, nTok: number): void;
   kvStore(src: P, cache: P, width: number, pos0: number, nTok: number): void;
   attention(q: P, k: P, v: P, out: P, nHeads: number, nKv: number, dh: number, nTok: number, pos0: number, kvLen: number, causal: number, scale: number, scratch: P): void;
+  attentionTiles(q: P, k: P, v: P, out: P, nHeads: number, nKv: number, dh: number, nTok: number, pos0: number, kvLen: number,
+    causal: number, scale: number, tileTok: number, u0: number, u1: number, scratch: P): void;
+  attentionTileScratch(group: number, dh: number, tileTok: number, kvLen: number): number;
   shortConv(bcx: P, wT: P, state: P, y: P, d: number, L: number, nTok: number): void;
   swiglu(g: P, u: P, out: P, n: number): void;
   addInPlace(a: P, b: P, n: number): void;
