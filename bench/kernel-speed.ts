@@ -9,12 +9,12 @@
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { Arena, createMemory } from "../bindings/arena.js";
-import { actBytes, TYPE_KERNELS } from "../bindings/kernels.js";
+import { actBytes, TYPE_KERNELS } from "../src/core/quant-types.js";
 import { compileVariant, hasRelaxedSimd, instantiateKernels, type KernelExports, type WasmVariant } from "../bindings/wasm.js";
 import { f32ToF16 } from "../src/formats/fp16.js";
-import { GGML, type GgmlTypeName } from "../src/formats/ggml-types.js";
+import { GGML, type GgmlTypeName } from "../src/core/quant-types.js";
 import { quantizeTensor } from "../src/formats/quantize.js";
-import { mulberry32 } from "../src/model/synthetic.js";
+import { mulberry32 } from "../src/models/synthetic.js";
 
 const arg = (name: string, dflt: string) => { const i = process.argv.indexOf(`--${name}`); return i >= 0 ? process.argv[i + 1] : dflt; };
 const N = Number(arg("n", "1024")), ROWS = Number(arg("rows", "4608")), MS = Number(arg("ms", "600"));

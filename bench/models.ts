@@ -42,7 +42,7 @@ async function ensureModel(path: string, shape: BenchShape, type: BenchWeightTyp
   if (existsSync(path) && (await stat(path)).size > 0) return path;
   await mkdir(dirname(path), { recursive: true });
 
-  const { syntheticGguf } = await import("../src/model/synthetic.js");
+  const { syntheticGguf } = await import("../src/models/synthetic.js");
 
   const t0 = performance.now();
   // (Q4_K needs the K-quant codecs of src/formats/quantize-more.ts, which quantize.ts registers.)

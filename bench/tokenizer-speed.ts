@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseGguf } from "../src/formats/gguf.js";
 import { concatChunks } from "../src/formats/gguf-writer.js";
-import { mulberry32, syntheticGguf } from "../src/model/synthetic.js";
+import { mulberry32, syntheticGguf } from "../src/models/synthetic.js";
 import { DEFAULT_CORPUS } from "../src/text/synthetic-vocab.js";
 import { Tokenizer } from "../src/text/tokenizer.js";
 

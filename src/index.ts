@@ -1,13 +1,14 @@
-export { loadModel, Model, type LoadOptions, type ModelInfo, type ModelInput, type HfModelInput } from "./model/model.js";
-export { Session, type SessionOptions } from "./session.js";
+export { loadModel, Model, type LoadOptions, type ModelInfo, type ModelInput, type HfModelInput } from "./runtime/model.js";
+export { Session, type SessionOptions } from "./runtime/session.js";
 export { Lfm2Error, type Lfm2ErrorCode } from "./errors.js";
-export type { Lfm2Config } from "./model/config.js";
+export type { Lfm2Config } from "./models/lfm2/config.js";
 export type { Progress, ProgressCallback, SourceInput, ByteSource } from "./io/source.js";
 export { Tokenizer } from "./text/tokenizer.js";
 export { renderChat, LFM2_CHAT_TEMPLATE, type ChatMessage, type ToolDefinition } from "./text/chat-template.js";
 export { parseToolCalls, ToolCallStreamParser, type ToolCall } from "./text/tool-calls.js";
 export { Sampler, LFM2_DEFAULT_SAMPLING, type SamplingOptions } from "./generate/sampler.js";
 export type { GenerateOptions, GenerateDelta, GenerateResult, ChatOptions, ChatDelta, ChatResult, FinishReason, Usage } from "./generate/generate.js";
-export { syntheticGguf, type SyntheticOptions } from "./model/synthetic.js";
+export { syntheticGguf, type SyntheticOptions } from "./models/synthetic.js";
 export { clearModelCache, type ModelCacheMode } from "./io/browser-cache.js";
 export { resolveHf, downloadHf, hfSource, type HfResolved, type HfDownloaded } from "./io/hub.js";
+export { createOpenAIHandler, type OpenAIHandlerOptions, type ServableModel, type FetchHandler } from "./server/openai.js";

@@ -6,11 +6,11 @@ import { loadModel, type Model } from "../src/index.js";
 import { Lfm2Error, type Lfm2ErrorCode } from "../src/errors.js";
 import { GgufValueType, parseGguf } from "../src/formats/gguf.js";
 import { concatChunks, encodeGguf, type GgufWriteTensor, type GgufWriteValue } from "../src/formats/gguf-writer.js";
-import { GGML, ggmlTypeByName, type GgmlTypeName } from "../src/formats/ggml-types.js";
+import { GGML, ggmlTypeByName, type GgmlTypeName } from "../src/core/quant-types.js";
 import { dequantizeTensor, quantizeTensor } from "../src/formats/quantize.js";
 import { encodeSafetensors } from "../src/formats/safetensors-writer.js";
-import { configFromGguf } from "../src/model/config.js";
-import { mulberry32, syntheticGguf } from "../src/model/synthetic.js";
+import { configFromGguf } from "../src/models/registry.js";
+import { mulberry32, syntheticGguf } from "../src/models/synthetic.js";
 import type { ByteSource } from "../src/io/source.js";
 
 // ---- fixtures ---------------------------------------------------------------------------------

@@ -20,17 +20,18 @@ import { GgufValueType, NeedMoreBytes, parseGguf, type GgufValue, type TensorInf
 import { ggufToHfName, parseSafetensors } from "../src/formats/safetensors.js";
 import { encodeSafetensors } from "../src/formats/safetensors-writer.js";
 import { concatChunks, encodeGguf, type GgufWriteTensor, type GgufWriteValue } from "../src/formats/gguf-writer.js";
-import { GGML, ggmlTypeByName, type GgmlType, type GgmlTypeName } from "../src/formats/ggml-types.js";
+import { GGML, ggmlTypeByName, type GgmlType, type GgmlTypeName } from "../src/core/quant-types.js";
 import { quantizeTensor } from "../src/formats/quantize.js";
-import { configFromGguf, configFromHf, type Lfm2Config } from "../src/model/config.js";
-import { planWeights, weightArenaBytes } from "../src/model/weights.js";
-import { Lfm2Forward } from "../src/model/lfm2.js";
-import { mulberry32, syntheticGguf } from "../src/model/synthetic.js";
+import type { Lfm2Config } from "../src/models/lfm2/config.js";
+import { architecture, configFromGguf, configFromHf } from "../src/models/registry.js";
+import { planWeights, weightArenaBytes } from "../src/runtime/weights.js";
+import { Lfm2Forward } from "../src/models/lfm2/forward.js";
+import { mulberry32, syntheticGguf } from "../src/models/synthetic.js";
 import { Tokenizer } from "../src/text/tokenizer.js";
 import type { ByteSource } from "../src/io/source.js";
 import { BYTE_TO_CHAR } from "../src/text/byte-unicode.js";
 import { Arena, createMemory, MAX_BYTES } from "../bindings/arena.js";
-import { Ops } from "../bindings/ops.js";
+import { Shard } from "../bindings/shard.js";
 import { chooseVariant, compileVariant, instantiateKernels, type KernelExports } from "../bindings/wasm.js";
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed);
@@ -446,16 +447,19 @@ const tensorSig = (h: Header) => h.tensors.map((t) => `${t.name}:${t.type.name}:
 
 function placeAndRun(h: Header, bytes: Uint8Array, tokenizer: () => unknown): Loaded {
   const c = h.config;
-  const need = weightArenaBytes(c, h.tensors);
+  const arch = architecture(c.architecture);
+  const specs = arch.tensors(c);
+  const need = weightArenaBytes(specs, h.tensors);
   if (need > MAX_BYTES * 0.95) throw new Lfm2Error("MODEL_TOO_LARGE", "(as loadModel)");
   // weights come from the file: a small file must not plan a large arena (that would be a fail-slow path)
   if (need > 8 * bytes.length + (4 << 20)) throw new Error(`a ${bytes.length}-byte file plans ${need} bytes of weights`);
-  const arena = new Arena(memory);
-  const plan = planWeights(c, h.tensors, arena);
+  const shard = new Shard(0, new Arena(memory));
+  shard.kernels = kernels;
+  const plan = planWeights(specs, h.tensors, () => shard.arena);
   plan.sink(0, bytes);
-  const weights = plan.finish(kernels);
-  const ops = new Ops(kernels, arena, Math.max(c.hiddenSize * 3, c.ffDim, c.nHeads * c.headDim), 1);
-  const fwd = new Lfm2Forward(c, weights, ops, 1);
+  const weights = arch.bind(c, plan.finish(() => kernels));
+  shard.initOps(Math.max(c.hiddenSize * 3, c.ffDim, c.nHeads * c.headDim), 1);
+  const fwd = new Lfm2Forward(c, weights, { shards: [shard], headShard: 0, layerShard: c.kvHeads.map(() => 0) }, 1);
   tokenizer();
   const state = fwd.allocState(4);
   fwd.clearState(state);

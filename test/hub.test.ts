@@ -16,8 +16,8 @@ import {
 } from "../src/io/hub.js";
 import type { ByteSource, Progress } from "../src/io/source.js";
 import { isSplitSource } from "../src/io/split.js";
-import { loadModel } from "../src/model/model.js";
-import { syntheticGguf } from "../src/model/synthetic.js";
+import { loadModel } from "../src/runtime/model.js";
+import { syntheticGguf } from "../src/models/synthetic.js";
 
 // ---- the imitation hub -----------------------------------------------------------------------------
 

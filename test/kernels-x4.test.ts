@@ -14,12 +14,12 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { deserialize, serialize } from "node:v8";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TYPE_KERNELS } from "../bindings/kernels.js";
+import { TYPE_KERNELS } from "../src/core/quant-types.js";
 import { dotReference } from "../src/formats/activation-quant.js";
-import { GGML, type GgmlType, type GgmlTypeName } from "../src/formats/ggml-types.js";
+import { GGML, type GgmlType, type GgmlTypeName } from "../src/core/quant-types.js";
 import { dequantizeTensor } from "../src/formats/quantize.js";
 import { randomActivations, randomMatrix } from "./helpers/kernel-inputs.js";
-import { mulberry32 } from "../src/model/synthetic.js";
+import { mulberry32 } from "../src/models/synthetic.js";
 
 const ROOT = new URL("..", import.meta.url);
 const TYPES = ["Q4_K", "Q5_K", "Q6_K"] as const;
@@ -49,7 +49,7 @@ const [taskFile, outFile] = process.argv.slice(2);
 const { root, variant, jobs } = deserialize(readFileSync(taskFile));
 const { compileVariant, instantiateKernels, hasRelaxedSimd } = await import(new URL("bindings/wasm.ts", root).href);
 const { Arena, createMemory } = await import(new URL("bindings/arena.ts", root).href);
-const { TYPE_KERNELS, actBytes } = await import(new URL("bindings/kernels.ts", root).href);
+const { TYPE_KERNELS, actBytes } = await import(new URL("src/core/quant-types.ts", root).href);
 const module = await compileVariant(variant);
 const outputs = [];
 for (const job of jobs) {

@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { loadModel } from "../src/index.js";
 import { argmax, llamaRef, margin, maxAbsDiff } from "./helpers/llama-ref.js";
 import { tinyModelPath } from "./helpers/models.js";
-import type { GgmlTypeName } from "../src/formats/ggml-types.js";
+import type { GgmlTypeName } from "../src/core/quant-types.js";
 
 // bf16 activations keep 8 mantissa bits; K-quants pair with Q8_K activations, one scale per 256 values,
 // so a single rounding flip moves the logits further than with Q8_0's 32-value blocks

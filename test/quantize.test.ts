@@ -9,10 +9,10 @@ import { dotReference, quantizeQ8_0, quantizeQ8_1, quantizeQ8_K } from "../src/f
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "../src/formats/fp16.js";
 import { concatChunks } from "../src/formats/gguf-writer.js";
 import { parseGguf } from "../src/formats/gguf.js";
-import { GGML, type GgmlType } from "../src/formats/ggml-types.js";
+import { GGML, type GgmlType } from "../src/core/quant-types.js";
 import { newUnpacked, scaleMinK4, unpackBlock } from "../src/formats/quantize-more.js";
 import { codecFor, dequantizeTensor, quantizeTensor } from "../src/formats/quantize.js";
-import { mulberry32, syntheticGguf } from "../src/model/synthetic.js";
+import { mulberry32, syntheticGguf } from "../src/models/synthetic.js";
 
 const NEW_TYPES = ["Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"] as const;
 const ALL_Q = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q4_K", "Q5_K", "Q6_K"] as const;

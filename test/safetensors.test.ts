@@ -4,14 +4,14 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadModel } from "../src/index.js";
-import { syntheticWeights, syntheticGguf } from "../src/model/synthetic.js";
+import { syntheticWeights, syntheticGguf } from "../src/models/synthetic.js";
 import { encodeSafetensors, type SafetensorsWriteTensor } from "../src/formats/safetensors-writer.js";
 import { quantizeTensor } from "../src/formats/quantize.js";
 import { concatChunks } from "../src/formats/gguf-writer.js";
 import { ggufToHfName, hfToGgufName } from "../src/formats/safetensors.js";
 import { parseGguf } from "../src/formats/gguf.js";
 import { Tokenizer, toHfTokenizerJson, toHfTokenizerConfig } from "../src/text/tokenizer.js";
-import { LFM2_SHAPES } from "../src/model/config.js";
+import { LFM2_SHAPES } from "../src/models/lfm2/config.js";
 import { tempDir } from "./helpers/models.js";
 import { Lfm2Error } from "../src/errors.js";
 

@@ -13,9 +13,9 @@ import { bytesSource, type ByteSource } from "../src/io/source.js";
 import {
   assertWholeGguf, isSplitSource, mergeSplitHeaders, openSplitParts, parseSplitName, readGgufHeader, readSplitGguf, splitPartName, splitSource, streamSplitGguf,
 } from "../src/io/split.js";
-import { configFromGguf } from "../src/model/config.js";
-import { syntheticGguf } from "../src/model/synthetic.js";
-import { planWeights, weightArenaBytes } from "../src/model/weights.js";
+import { architecture, configFromGguf } from "../src/models/registry.js";
+import { syntheticGguf } from "../src/models/synthetic.js";
+import { planWeights, weightArenaBytes } from "../src/runtime/weights.js";
 import { llamaRef, maxAbsDiff } from "./helpers/llama-ref.js";
 
 // ---- test-side gguf-split: copy part 1's metadata verbatim, add split.* keys, distribute tensors ----
@@ -152,8 +152,9 @@ describe("split GGUF", () => {
       await load((h, offset, chunk) => {
         if (!plan) {
           const cfg = configFromGguf(h.metadata);
-          arena = new Arena(createMemory(weightArenaBytes(cfg, h.tensors) + (1 << 20), false));
-          plan = planWeights(cfg, h.tensors, arena);
+          const specs = architecture(cfg.architecture).tensors(cfg);
+          arena = new Arena(createMemory(weightArenaBytes(specs, h.tensors) + (1 << 20), false));
+          plan = planWeights(specs, h.tensors, () => arena!);
         }
         plan.sink(offset, chunk);
       });

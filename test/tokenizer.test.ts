@@ -9,7 +9,7 @@ import { getLlama, LlamaLogLevel, type Llama, type LlamaModel, type Token } from
 import { Lfm2Error } from "../src/errors.js";
 import { parseGguf, type GgufValue } from "../src/formats/gguf.js";
 import { concatChunks, encodeGguf, type GgufWriteValue } from "../src/formats/gguf-writer.js";
-import { mulberry32, syntheticGguf } from "../src/model/synthetic.js";
+import { mulberry32, syntheticGguf } from "../src/models/synthetic.js";
 import { BYTE_TO_CHAR, bytesToUnicode } from "../src/text/byte-unicode.js";
 import { DEFAULT_CORPUS } from "../src/text/synthetic-vocab.js";
 import { LFM2_PRETOKENIZER_REGEX } from "../src/text/tokenizer-json.js";

@@ -4,7 +4,7 @@
 // and the sum is formed blockwise in float64. Used to check the WASM kernels.
 import { Lfm2Error } from "../errors.js";
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "./fp16.js";
-import { GGML, type GgmlType } from "./ggml-types.js";
+import { GGML, type GgmlType } from "../core/quant-types.js";
 import { nearestInt, newUnpacked, unpackBlock } from "./quantize-more.js";
 
 const fr = Math.fround;

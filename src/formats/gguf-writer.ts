@@ -1,6 +1,6 @@
 // A small GGUF v3 writer: used by the synthetic-model generator (demo model, tests, benchmarks).
 import { GgufValueType, GGUF_MAGIC } from "./gguf.js";
-import type { GgmlType } from "./ggml-types.js";
+import type { GgmlType } from "../core/quant-types.js";
 
 export type GgufWriteValue =
   | { type: "u32" | "i32" | "f32" | "u64" | "u8"; value: number }

@@ -1,7 +1,7 @@
 // GGUF v2/v3 reader: header, metadata and tensor descriptors. Every count, length and offset is checked
 // against the bytes actually present before it is used, so hostile files end in an Lfm2Error.
 import { Lfm2Error } from "../errors.js";
-import { ggmlType, rowBytes, type GgmlType } from "./ggml-types.js";
+import { ggmlType, rowBytes, type GgmlType } from "../core/quant-types.js";
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" little-endian
 

@@ -12,7 +12,7 @@
 // quantized type into integer quants plus per-group (scale, offset) with w = scale·q + offset, where
 // both products are exact in f32. The dequantizers and `dotReference` (activation-quant.ts) use it.
 import { f16ToF32, f32ToF16 } from "./fp16.js";
-import { GGML, type GgmlType } from "./ggml-types.js";
+import { GGML, type GgmlType } from "../core/quant-types.js";
 import type { BlockCodec } from "./quantize.js";
 
 const fr = Math.fround;

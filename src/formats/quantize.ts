@@ -2,7 +2,7 @@
 // They follow ggml's reference formulas so files written here read back identically in llama.cpp.
 import { Lfm2Error } from "../errors.js";
 import { f16ToF32, f32ToF16, f32ToBf16, bf16ToF32 } from "./fp16.js";
-import { GGML, rowBytes, type GgmlType } from "./ggml-types.js";
+import { GGML, rowBytes, type GgmlType } from "../core/quant-types.js";
 
 export interface BlockCodec {
   /** Encode `x` (a whole number of blocks) into `out` starting at byte 0. */

@@ -3,7 +3,7 @@
 // reported in ggml order (ne[0] = the contiguous dimension).
 import { Lfm2Error } from "../errors.js";
 import type { TensorInfo } from "./gguf.js";
-import { GGML, type GgmlType } from "./ggml-types.js";
+import { GGML, type GgmlType } from "../core/quant-types.js";
 import { NeedMoreBytes } from "./gguf.js";
 
 const DTYPES: Record<string, GgmlType> = { F32: GGML.F32, F16: GGML.F16, BF16: GGML.BF16 };

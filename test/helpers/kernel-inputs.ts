@@ -1,7 +1,7 @@
 // Test inputs for the matmul kernels: weight rows that exercise every block bit pattern, and
 // activations with varied block scales, zero blocks and an all-zero Q8_K super-block.
 import { f32ToF16 } from "../../src/formats/fp16.js";
-import type { GgmlType } from "../../src/formats/ggml-types.js";
+import type { GgmlType } from "../../src/core/quant-types.js";
 import { quantizeTensor } from "../../src/formats/quantize.js";
 
 /** Offsets of the fp16 scale fields inside one block, per type. */

@@ -2,7 +2,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { syntheticGguf, type SyntheticOptions } from "../../src/model/synthetic.js";
+import { syntheticGguf, type SyntheticOptions } from "../../src/models/synthetic.js";
 import { concatChunks } from "../../src/formats/gguf-writer.js";
 
 const dir = mkdtempSync(join(tmpdir(), "lfm2-test-"));

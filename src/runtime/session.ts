@@ -1,11 +1,11 @@
 // A generation session: owns the KV cache and conv states of one sequence, runs chunked prefill and
 // decode, and keeps conv-state checkpoints so a later call sharing a prefix resumes without
 // recomputing it (the conv state cannot be rewound; the KV cache can, by position).
-import { Lfm2Error, throwIfAborted } from "./errors.js";
-import type { Lfm2Forward, Lfm2State } from "./model/lfm2.js";
-import type { Tokenizer } from "./text/tokenizer.js";
-import type { ChatMessage } from "./text/chat-template.js";
-import { chat, chatStream, generate, type ChatDelta, type ChatOptions, type ChatResult, type GenerateDelta, type GenerateOptions, type GenerateResult } from "./generate/generate.js";
+import { Lfm2Error, throwIfAborted } from "../errors.js";
+import type { Lfm2Forward, Lfm2State } from "../models/lfm2/forward.js";
+import type { Tokenizer } from "../text/tokenizer.js";
+import type { ChatMessage } from "../text/chat-template.js";
+import { chat, chatStream, generate, type ChatDelta, type ChatOptions, type ChatResult, type GenerateDelta, type GenerateOptions, type GenerateResult } from "../generate/generate.js";
 
 export interface SessionOptions {
   /** Positions the KV cache holds (default: min(4096, the model's trained context)). */
@@ -88,8 +88,7 @@ export class Session {
   checkpoint(): void {
     const pos = this.history.length;
     if (this.checkpoints.some((c) => c.pos === pos)) return;
-    const a = this.fwd.ops.arena, n = (this.fwd.cfg.convL - 1) * this.fwd.cfg.hiddenSize;
-    this.checkpoints.push({ pos, conv: this.state.conv.map((p) => (p ? a.f32(p, n).slice() : new Float32Array(0))) });
+    this.checkpoints.push({ pos, conv: this.fwd.snapshotConv(this.state) });
     this.checkpoints.sort((x, y) => x.pos - y.pos);
     if (this.checkpoints.length > Session.MAX_CHECKPOINTS) this.checkpoints.splice(1, 1); // keep the oldest
   }
@@ -107,8 +106,7 @@ export class Session {
     const limit = Math.min(common, tokens.length - 1);
     const cp = [...this.checkpoints].reverse().find((c) => c.pos <= limit);
     if (!cp) { this.reset(); return 0; }
-    const a = this.fwd.ops.arena, n = (this.fwd.cfg.convL - 1) * this.fwd.cfg.hiddenSize;
-    this.state.conv.forEach((p, l) => { if (p) a.f32(p, n).set(cp.conv[l]); });
+    this.fwd.restoreConv(this.state, cp.conv);
     this.history.length = cp.pos;
     this.checkpoints = this.checkpoints.filter((c) => c.pos <= cp.pos);
     this.lastLogits = null;

@@ -1,9 +1,13 @@
 // One typed LFM2 configuration, from GGUF metadata or a Hugging Face config.json (spec §2, §3.2).
-import { Lfm2Error } from "../errors.js";
-import { metaNumber, metaNumbers, metaString, type GgufValue } from "../formats/gguf.js";
+import { Lfm2Error } from "../../errors.js";
+import { metaNumber, metaNumbers, type GgufValue } from "../../formats/gguf.js";
+
+/** Mixture-of-experts FFN (LFM2-8B-A1B, LFM2-24B-A2B; spec §1.6): layers ≥ leadingDense use experts. */
+export interface MoeConfig { nExperts: number; nUsed: number; expertFfDim: number; leadingDense: number }
 
 export interface Lfm2Config {
-  architecture: "lfm2";
+  /** The registry's name for the architecture: "lfm2", "lfm2moe". */
+  architecture: string;
   vocabSize: number;
   hiddenSize: number;        // D
   nLayers: number;
@@ -16,6 +20,9 @@ export interface Lfm2Config {
   ropeTheta: number;
   normEps: number;
   contextLength: number;     // trained maximum
+  /** false: bidirectional encoder (non-causal attention). */
+  causal: boolean;
+  moe?: MoeConfig;
 }
 
 export const isAttention = (c: Lfm2Config, l: number) => c.kvHeads[l] > 0;
@@ -33,11 +40,8 @@ function layerCount(v: unknown): number {
   return v;
 }
 
-export function configFromGguf(meta: Map<string, GgufValue>): Lfm2Config {
-  const arch = metaString(meta, "general.architecture");
-  if (arch !== "lfm2") {
-    throw new Lfm2Error("UNSUPPORTED_ARCH", `architecture "${arch ?? "(none)"}" is not supported by this runtime (expected "lfm2")`);
-  }
+/** The LFM2 trunk's configuration from GGUF keys `<arch>.*` (the registry has checked the architecture). */
+export function configFromGguf(meta: Map<string, GgufValue>, arch = "lfm2"): Lfm2Config {
   const k = (s: string) => `${arch}.${s}`;
   const hiddenSize = must(metaNumber(meta, k("embedding_length")), k("embedding_length"));
   const nLayers = layerCount(must(metaNumber(meta, k("block_count")), k("block_count")));
@@ -47,8 +51,9 @@ export function configFromGguf(meta: Map<string, GgufValue>): Lfm2Config {
   if (kvHeads.length === 1) kvHeads = new Array(nLayers).fill(kvHeads[0]);
   const tokens = meta.get("tokenizer.ggml.tokens");
   const vocabSize = metaNumber(meta, k("vocab_size")) ?? (Array.isArray(tokens) ? tokens.length : undefined);
+  const causal = meta.get(k("attention.causal"));
   const cfg: Lfm2Config = {
-    architecture: "lfm2",
+    architecture: arch,
     vocabSize: must(vocabSize, k("vocab_size")),
     hiddenSize,
     nLayers,
@@ -60,6 +65,7 @@ export function configFromGguf(meta: Map<string, GgufValue>): Lfm2Config {
     ropeTheta: metaNumber(meta, k("rope.freq_base")) ?? 1e6,
     normEps: metaNumber(meta, k("attention.layer_norm_rms_epsilon")) ?? 1e-5,
     contextLength: metaNumber(meta, k("context_length")) ?? 128000,
+    causal: causal === undefined ? true : causal === true,
   };
   validateConfig(cfg);
   return cfg;
@@ -99,12 +105,13 @@ export function configFromHf(j: Record<string, any>): Lfm2Config {
     ropeTheta: j.rope_theta ?? j.rope_parameters?.rope_theta ?? j.theta ?? 1e6,
     normEps: j.norm_eps ?? j.block_norm_eps ?? 1e-5,
     contextLength: j.max_position_embeddings ?? 128000,
+    causal: true,
   };
   validateConfig(cfg);
   return cfg;
 }
 
-function validateConfig(c: Lfm2Config) {
+export function validateConfig(c: Lfm2Config) {
   const ints: [string, number, number][] = [["vocab size", c.vocabSize, 1 << 22], ["hidden size", c.hiddenSize, 1 << 16],
     ["layer count", c.nLayers, MAX_LAYERS], ["head count", c.nHeads, 1024], ["head dim", c.headDim, 1024],
     ["feed-forward size", c.ffDim, 1 << 18], ["conv length", c.convL, 16], ["context length", c.contextLength, 1 << 24]];

@@ -2,10 +2,10 @@
 // test fixtures, and benchmark inputs. Weight scales are chosen so activations stay O(1) and greedy
 // logit margins are realistic (logit std ≈ 3).
 import { encodeGguf, type GgufWriteTensor, type GgufWriteValue } from "../formats/gguf-writer.js";
-import { GGML, ggmlTypeByName, type GgmlType, type GgmlTypeName } from "../formats/ggml-types.js";
+import { GGML, ggmlTypeByName, type GgmlType, type GgmlTypeName } from "../core/quant-types.js";
 import { quantizeTensor } from "../formats/quantize.js";
 import { buildSyntheticVocab } from "../text/synthetic-vocab.js";
-import { LFM2_SHAPES, type Lfm2ShapeName } from "./config.js";
+import { LFM2_SHAPES, type Lfm2ShapeName } from "./lfm2/config.js";
 
 export interface SyntheticOptions {
   shape?: Lfm2ShapeName | (typeof LFM2_SHAPES)[Lfm2ShapeName];

@@ -1,9 +1,9 @@
-// loadModel(): source → parsed header → weights streamed into WebAssembly memory → a Model that
-// creates sessions. GGUF and Hugging Face safetensors are both accepted.
-import { Arena, createMemory, fmt, MAX_BYTES } from "../../bindings/arena.js";
-import { Ops } from "../../bindings/ops.js";
-import { WorkerPool } from "../../bindings/threads.js";
-import { canShareMemory, chooseVariant, compileVariant, instantiateKernels, type WasmOptions, type WasmVariant } from "../../bindings/wasm.js";
+// loadModel(): source → parsed header → the architecture's tensors placed across one or more shards
+// (WebAssembly memories) as the weights stream in → a Model that creates sessions. GGUF and Hugging
+// Face safetensors are both accepted.
+import { fmt, MAX_BYTES } from "../../bindings/arena.js";
+import { Shard } from "../../bindings/shard.js";
+import { canShareMemory, chooseVariant, compileVariant, type WasmOptions, type WasmVariant } from "../../bindings/wasm.js";
 import { Lfm2Error, throwIfAborted } from "../errors.js";
 import { NeedMoreBytes, parseGguf, type GgufValue, type TensorInfo } from "../formats/gguf.js";
 import { parseSafetensors } from "../formats/safetensors.js";
@@ -11,13 +11,14 @@ import { hfSource, isHfSpec } from "../io/hub.js";
 import { assertWholeGguf, isSplitSource, openSplitParts, parseSplitName, splitSource, streamSplitGguf } from "../io/split.js";
 import { cachedUrlSource, type ModelCacheMode } from "../io/browser-cache.js";
 import { openSource, streamSource, type ByteSource, type ProgressCallback, type SourceInput } from "../io/source.js";
-import { Session, type SessionOptions } from "../session.js";
-import { configFromGguf, configFromHf, type Lfm2Config } from "./config.js";
-import { Lfm2Forward } from "./lfm2.js";
+import { Session, type SessionOptions } from "./session.js";
+import type { Lfm2Config } from "../models/lfm2/config.js";
+import { architecture, configFromGguf, configFromHf } from "../models/registry.js";
+import { Lfm2Forward } from "../models/lfm2/forward.js";
 import { Tokenizer } from "../text/tokenizer.js";
 import type { ChatMessage } from "../text/chat-template.js";
 import type { ChatDelta, ChatOptions, ChatResult } from "../generate/generate.js";
-import { planWeights, weightArenaBytes } from "./weights.js";
+import { groupBytes, packGroups, planWeights } from "./weights.js";
 
 export interface LoadOptions extends WasmOptions {
   onProgress?: ProgressCallback;
@@ -31,7 +32,15 @@ export interface LoadOptions extends WasmOptions {
   threads?: number;
   /** Browsers: keep URL downloads in Cache Storage so the next page load reads them locally. */
   cache?: ModelCacheMode;
+  /**
+   * Most weight bytes one shard (WebAssembly memory) holds; larger models are split across several.
+   * Default 85% of 4 GiB, leaving room for the KV cache and scratch beside the weights.
+   */
+  maxShardBytes?: number;
 }
+
+/** Where the weights live: one entry per WebAssembly memory. */
+export interface ShardInfo { weightBytes: number; layers: number[]; head: boolean }
 
 export interface ModelInfo {
   architecture: string;
@@ -45,6 +54,8 @@ export interface ModelInfo {
   weightBytes: number;
   /** Which kernel build runs: relaxed SIMD or plain SIMD, shared memory or not. */
   wasmVariant: WasmVariant;
+  /** One entry per WebAssembly memory holding weights (models over one memory's 4 GiB use several). */
+  shards: ShardInfo[];
   threads: number;
   /** Why threads are off, when they are. */
   threadsNote?: string;
@@ -53,7 +64,7 @@ export interface ModelInfo {
 
 export class Model {
   private chatSession: Session | null = null;
-  constructor(readonly info: ModelInfo, private fwd: Lfm2Forward, private arena: Arena, private pool: WorkerPool | null,
+  constructor(readonly info: ModelInfo, private fwd: Lfm2Forward, private shards: Shard[],
     /** The model's tokenizer (null if the file carries none). */
     readonly tokenizer: Tokenizer | null, readonly chatTemplate: string | undefined) {}
 
@@ -75,15 +86,15 @@ export class Model {
   }
 
   /** Stop worker threads. The model must not be used afterwards. */
-  dispose(): void { this.pool?.terminate(); this.pool = null; }
+  dispose(): void { for (const s of this.shards) s.stopThreads(); }
 
   createSession(opts: SessionOptions = {}): Session {
     const ctx = opts.contextLength ?? Math.min(4096, this.info.config.contextLength);
     return new Session(this.fwd, { ...opts, contextLength: ctx }, this.tokenizer, this.chatTemplate);
   }
 
-  /** Bytes of WebAssembly memory in use (weights, scratch, sessions). */
-  get memoryBytes(): number { return this.arena.memory.buffer.byteLength; }
+  /** Bytes of WebAssembly memory in use (weights, scratch, sessions), over all shards. */
+  get memoryBytes(): number { return this.shards.reduce((a, s) => a + s.bytes, 0); }
 }
 
 /** A Hugging Face model: config.json + model.safetensors (+ tokenizer files), each as data or a source. */
@@ -185,10 +196,14 @@ async function resolveInput(input: ModelInput, opts: LoadOptions): Promise<Resol
   };
 }
 
+/** Default weight bytes per shard: the rest of the 4 GiB holds the KV cache, scratch and growth. */
+const SHARD_CAPACITY = Math.floor(MAX_BYTES * 0.85);
+
 /**
- * Load an LFM2 model: a GGUF (path, URL, bytes, Blob) or a Hugging Face model (folder path, or
- * `{ config, safetensors, tokenizer?, tokenizerConfig?, chatTemplate? }`). Weights stream straight
- * into WebAssembly memory; every malformed input ends in an Lfm2Error.
+ * Load a model of the LFM2 family: a GGUF (path, URL, bytes, Blob) or a Hugging Face model (folder
+ * path, or `{ config, safetensors, tokenizer?, tokenizerConfig?, chatTemplate? }`). Weights stream
+ * straight into WebAssembly memory — several memories when they exceed one; every malformed input
+ * ends in an Lfm2Error.
  */
 export async function loadModel(input: ModelInput, opts: LoadOptions = {}): Promise<Model> {
   throwIfAborted(opts.signal);
@@ -207,18 +222,27 @@ export async function loadModel(input: ModelInput, opts: LoadOptions = {}): Prom
   const shared = threads > 1;
   const variant = chooseVariant(shared, opts);
   const modulePromise = compileVariant(variant, opts);
-  let plan: ReturnType<typeof planWeights> | undefined;
-  let arena: Arena | undefined;
+  const capacity = opts.maxShardBytes ?? SHARD_CAPACITY;
+  if (!(capacity > 0)) throw new Lfm2Error("BAD_INPUT", `maxShardBytes must be a positive number, got ${opts.maxShardBytes}`);
   const chunk = opts.chunkSize ?? 64;
   if (!Number.isInteger(chunk) || chunk < 1 || chunk > 4096) throw new Lfm2Error("BAD_INPUT", `chunkSize must be an integer in 1..4096, got ${chunk}`);
+  let plan: ReturnType<typeof planWeights> | undefined;
+  const shards: Shard[] = [];
+  let shardOf = new Map<number, number>();
   const sink = (h: Header, offset: number, bytes: Uint8Array) => {
     if (!plan) {
-      const need = weightArenaBytes(h.config, h.tensors);
-      if (need > MAX_BYTES * 0.95) {
-        throw new Lfm2Error("MODEL_TOO_LARGE", `${src.name} holds ${fmt(need)} of weights; one WebAssembly memory holds at most ${fmt(MAX_BYTES)}`);
+      const specs = architecture(h.config.architecture).tensors(h.config);
+      const groups = groupBytes(specs, h.tensors);
+      const total = [...groups.values()].reduce((a, b) => a + b, 0);
+      const largest = Math.max(...groups.values());
+      if (largest > Math.min(capacity, MAX_BYTES * 0.95)) {
+        throw new Lfm2Error("MODEL_TOO_LARGE", `${src.name} holds ${fmt(total)} of weights; one WebAssembly memory holds at most ` +
+          `${fmt(MAX_BYTES)} and one layer (or the embedding) alone needs ${fmt(largest)}`);
       }
-      arena = new Arena(createMemory(need, shared)); // sessions grow it as they allocate
-      plan = planWeights(h.config, h.tensors, arena);
+      const packed = packGroups(groups, capacity);
+      shardOf = packed.shardOf;
+      packed.shardBytes.forEach((b, i) => shards.push(Shard.create(i, b, shared)));
+      plan = planWeights(specs, h.tensors, (g) => shards[shardOf.get(g)!].arena);
     }
     plan.sink(offset, bytes);
   };
@@ -231,19 +255,21 @@ export async function loadModel(input: ModelInput, opts: LoadOptions = {}): Prom
     { signal: opts.signal, onProgress: opts.onProgress });
     header = h ?? { tensors: f.tensors, metadata: f.metadata, config: configFromGguf(f.metadata) };
   } else header = await streamSource(src, parse, sink, { signal: opts.signal, onProgress: opts.onProgress });
-  const kernels = await instantiateKernels(await modulePromise, arena!.memory);
+  const module = await modulePromise;
+  for (const s of shards) await s.instantiate(module);
   throwIfAborted(opts.signal); // an abort during the last chunk (or the compile) still counts
-  const weights = plan!.finish(kernels);
   const c = header.config;
-  const hasAttention = c.kvHeads.some((h) => h > 0);
-  const ops = new Ops(kernels, arena!, Math.max(c.hiddenSize * 3, c.ffDim, hasAttention ? c.nHeads * c.headDim : 0), chunk);
-  const fwd = new Lfm2Forward(c, weights, ops, chunk);
-  let pool: WorkerPool | null = null;
+  const placed = plan!.finish((arena) => shards.find((s) => s.arena === arena)!.kernels);
+  const weights = architecture(c.architecture).bind(c, placed);
+  const widest = Math.max(c.hiddenSize * 3, c.ffDim, c.moe?.expertFfDim ?? 0, c.kvHeads.some((h) => h > 0) ? c.nHeads * c.headDim : 0);
+  for (const s of shards) s.initOps(widest, chunk);
+  const layerShard = Array.from({ length: c.nLayers }, (_, l) => shardOf.get(l)!);
+  const fwd = new Lfm2Forward(c, weights, { shards, headShard: shardOf.get(-1)!, layerShard }, chunk);
   if (threads > 1) {
     try {
-      pool = await WorkerPool.create(threads, await modulePromise, kernels, arena!);
-      ops.executor = pool;
+      for (const s of shards) await s.startThreads(threads, module);
     } catch (e) {
+      for (const s of shards) s.stopThreads();
       threadsNote = `worker threads could not start: ${(e as Error).message}`;
       threads = 1;
     }
@@ -252,8 +278,13 @@ export async function loadModel(input: ModelInput, opts: LoadOptions = {}): Prom
   let params = 0;
   for (const t of header.tensors) { types[t.type.name] = (types[t.type.name] ?? 0) + 1; params += t.shape.reduce((a, b) => a * b, 1); }
   const name = header.metadata.get("general.name");
+  const shardInfo: ShardInfo[] = shards.map((s) => ({ weightBytes: 0, layers: [], head: false }));
+  for (const [g, s] of shardOf) if (g < 0) shardInfo[s].head = true; else shardInfo[s].layers.push(g);
+  const gb = groupBytes(architecture(c.architecture).tensors(c), header.tensors);
+  for (const [g, b] of gb) shardInfo[shardOf.get(g)!].weightBytes += b;
   return new Model({
-    architecture: "lfm2", name: typeof name === "string" ? name : undefined, format: r.format, config: c,
-    tensorTypes: types, parameters: params, weightBytes: plan!.weightBytes, wasmVariant: variant, threads, threadsNote, metadata: header.metadata,
-  }, fwd, arena!, pool, r.tokenizer(header), r.chatTemplate(header));
+    architecture: c.architecture, name: typeof name === "string" ? name : undefined, format: r.format, config: c,
+    tensorTypes: types, parameters: params, weightBytes: plan!.weightBytes, wasmVariant: variant, shards: shardInfo,
+    threads, threadsNote, metadata: header.metadata,
+  }, fwd, shards, r.tokenizer(header), r.chatTemplate(header));
 }
