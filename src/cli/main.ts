@@ -18,6 +18,7 @@ Commands:
   chat      interactive multi-turn chat
   inspect   show a model's metadata, tensor types and sizes
   bench     measure prefill and decode speed
+  serve     serve the OpenAI-compatible HTTP API (like vLLM)
 
 Run "lfm2 <command> --help" for a command's options. Without -m/--hf the commands use a small
 built-in demo model with random weights (it shows the machinery works, not language).`,
@@ -183,6 +184,7 @@ async function bench(a: Args) {
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  if (cmd === "serve") return (await import("../server/cli.js")).serveCommand(rest);
   const commands: Record<string, (a: Args) => Promise<void>> = { run, chat, inspect, bench };
   if (!cmd || cmd === "--help" || cmd === "-h" || cmd === "help") { process.stdout.write(HELP.main + "\n"); return 0; }
   const f = commands[cmd];
