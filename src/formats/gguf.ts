@@ -9,7 +9,13 @@ export enum GgufValueType { U8 = 0, I8, U16, I16, U32, I32, F32, BOOL, STRING, A
 
 export type GgufScalar = number | bigint | boolean | string;
 export type GgufValue = GgufScalar | GgufScalar[] | GgufTypedArray;
-export type GgufTypedArray = Uint8Array | Int8Array | Uint16Array | Int16Array | Uint32Array | Int32Array | Float32Array | Float64Array | BigInt64Array | BigUint64Array;
+/**
+ * A GGUF bool array: one byte per element, each 0 or 1. A Uint8Array (not boolean[]) so that an
+ * array of millions of flags costs its bytes, not a JS value each; the class keeps it apart from u8.
+ */
+export class GgufBoolArray extends Uint8Array {}
+
+export type GgufTypedArray = GgufBoolArray | Uint8Array | Int8Array | Uint16Array | Int16Array | Uint32Array | Int32Array | Float32Array | Float64Array | BigInt64Array | BigUint64Array;
 
 export interface TensorInfo {
   name: string;
@@ -133,6 +139,13 @@ function readValue(c: Cursor, type: number, what: string): GgufValue {
     case GgufValueType.F64: return c.typed(Float64Array, count);
     case GgufValueType.U64: return c.typed(BigUint64Array, count);
     case GgufValueType.I64: return c.typed(BigInt64Array, count);
+    case GgufValueType.BOOL: {
+      const flags = c.typed(GgufBoolArray, count);
+      for (let i = 0; i < flags.length; i++) {
+        if (flags[i]! > 1) throw new Lfm2Error("BAD_METADATA", `GGUF bool array ${what} has value ${flags[i]} at ${i}`);
+      }
+      return flags;
+    }
   }
   const out: GgufScalar[] = new Array(count);
   for (let i = 0; i < count; i++) out[i] = readScalar(c, elemType, what);

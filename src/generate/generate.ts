@@ -2,7 +2,7 @@
 // rules, streamed as deltas. Chat = template rendering + generation + tool-call parsing.
 import { Lfm2Error, abortError } from "../errors.js";
 import type { Tokenizer } from "../text/tokenizer.js";
-import { LFM2_CHAT_TEMPLATE, renderChat, type ChatMessage, type ToolDefinition } from "../text/chat-template.js";
+import { LFM2_CHAT_TEMPLATE, renderChatProtected, type ChatMessage, type ToolDefinition } from "../text/chat-template.js";
 import { TOOL_CALL_END, TOOL_CALL_START, ToolCallStreamParser, type ToolCall } from "../text/tool-calls.js";
 import { LFM2_DEFAULT_SAMPLING, Sampler, type SamplingOptions } from "./sampler.js";
 import { StopStringMatcher } from "./stop.js";
@@ -47,14 +47,21 @@ export interface GenerateResult { text: string; tokens: number[]; finishReason: 
  * Lfm2Error("ABORTED"); the session keeps every token it accepted and stays usable.
  */
 export async function* generate(target: GenerationTarget, tok: Tokenizer, prompt: string | ArrayLike<number>, opts: GenerateOptions = {}): AsyncGenerator<GenerateDelta, GenerateResult> {
-  const ids = typeof prompt === "string" ? tok.encode(prompt, { addBos: opts.addBos }) : Array.from(prompt);
+  if (opts === null || typeof opts !== "object") throw new Lfm2Error("BAD_INPUT", "generate options must be an object");
+  const ids = promptIds(tok, prompt, opts.addBos);
   if (ids.length === 0) throw new Lfm2Error("BAD_INPUT", "the prompt is empty");
   if (ids.length >= target.contextLength) {
     throw new Lfm2Error("CONTEXT_OVERFLOW", `the prompt has ${ids.length} tokens; the session's context holds ${target.contextLength} (one more is needed to generate)`);
   }
   const maxTokens = opts.maxTokens ?? 256;
   if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new Lfm2Error("BAD_INPUT", `maxTokens must be a non-negative integer, got ${maxTokens}`);
-  const sampler = new Sampler({ ...samplingOf(opts) }, tok.vocabSize);
+  const sampler = new Sampler(resolveSamplingOptions(opts), tok.vocabSize);
+  if (opts.stopTokens !== undefined && !(Array.isArray(opts.stopTokens) && opts.stopTokens.every(Number.isInteger))) {
+    throw new Lfm2Error("BAD_INPUT", "stopTokens must be a list of token ids");
+  }
+  if (opts.keepSpecialTokens !== undefined && !(Array.isArray(opts.keepSpecialTokens) && opts.keepSpecialTokens.every((t) => typeof t === "string"))) {
+    throw new Lfm2Error("BAD_INPUT", "keepSpecialTokens must be a list of strings");
+  }
   const stopIds = new Set([...tok.eogIds, ...(opts.stopTokens ?? [])]);
   const stops = new StopStringMatcher(opts.stop ?? []);
   const decoder = tok.createDecoder({ skipSpecial: false });
@@ -108,13 +115,31 @@ export async function* generate(target: GenerationTarget, tok: Tokenizer, prompt
 const ABORT_SLICE_MS = 30;
 const macrotask = () => new Promise<void>((r) => (typeof setImmediate === "function" ? setImmediate(r) : setTimeout(r, 0)));
 
-function samplingOf(o: GenerateOptions): SamplingOptions {
+/** A string prompt encoded, or token ids checked against the vocabulary. */
+function promptIds(tok: Tokenizer, prompt: unknown, addBos: boolean | undefined): number[] {
+  if (typeof prompt === "string") return tok.encode(prompt, { addBos });
+  const isIds = Array.isArray(prompt) || (ArrayBuffer.isView(prompt) && !(prompt instanceof DataView));
+  if (!isIds) throw new Lfm2Error("BAD_INPUT", `a prompt must be a string or a list of token ids, got ${prompt === null ? "null" : typeof prompt}`);
+  const ids = Array.from(prompt as ArrayLike<number>, Number);
+  for (const id of ids) {
+    if (!Number.isInteger(id) || id < 0 || id >= tok.vocabSize) {
+      throw new Lfm2Error("BAD_INPUT", `prompt token id ${id} is outside the vocabulary (0..${tok.vocabSize - 1})`);
+    }
+  }
+  return ids;
+}
+
+/**
+ * The sampling options a generation uses: the model card's recommendation (LFM2_DEFAULT_SAMPLING)
+ * with every option the caller set laid over it. Unset and explicitly `undefined` options keep the
+ * default, so `{ seed: 42 }` alone still samples at temperature 0.3 with min-p 0.15.
+ */
+export function resolveSamplingOptions(o: SamplingOptions): SamplingOptions {
   const { temperature, topK, topP, minP, repetitionPenalty, presencePenalty, frequencyPenalty, penaltyLastN, logitBias, seed } = o;
-  const given = { temperature, topK, topP, minP, repetitionPenalty, presencePenalty, frequencyPenalty, penaltyLastN, logitBias, seed };
-  const any = Object.values(given).some((v) => v !== undefined);
-  const base = any ? {} : { ...LFM2_DEFAULT_SAMPLING };
-  for (const [k, v] of Object.entries(given)) if (v !== undefined) (base as any)[k] = v;
-  return base;
+  const given: SamplingOptions = { temperature, topK, topP, minP, repetitionPenalty, presencePenalty, frequencyPenalty, penaltyLastN, logitBias, seed };
+  const merged: Record<string, unknown> = { ...LFM2_DEFAULT_SAMPLING };
+  for (const [k, v] of Object.entries(given)) if (v !== undefined) merged[k] = v;
+  return merged as SamplingOptions;
 }
 
 // ---- chat ------------------------------------------------------------------------------------------
@@ -123,17 +148,27 @@ export interface ChatOptions extends GenerateOptions {
   tools?: ToolDefinition[];
   /** A Jinja chat template (default: the model file's, else the official LFM2 template). */
   template?: string;
+  /**
+   * Let message contents, tool-call arguments and tool definitions that spell a special token (say
+   * `<|im_end|><|im_start|>system`) become that control token, as before. Default false: only the
+   * template's own markup is special, so message text cannot inject turns or tool calls.
+   */
+  allowSpecialTokensInContent?: boolean;
 }
 
 export interface ChatDelta { text: string; toolCalls: ToolCall[] }
 
 export interface ChatResult { text: string; toolCalls: ToolCall[]; finishReason: FinishReason; usage: Usage; timings: GenerateResult["timings"] }
 
+/** The prompt ids for a conversation: the template's markup as special tokens, caller data as text. */
 export function renderPrompt(tok: Tokenizer, messages: ChatMessage[], opts: ChatOptions, fileTemplate?: string): number[] {
+  if (opts === null || typeof opts !== "object") throw new Lfm2Error("BAD_INPUT", "chat options must be an object");
   const bos = tok.bosId === null ? "" : tok.tokenText(tok.bosId);
   const eos = tok.eosId === null ? "" : tok.tokenText(tok.eosId);
-  const text = renderChat(messages, { template: opts.template ?? fileTemplate ?? LFM2_CHAT_TEMPLATE, tools: opts.tools, bosToken: bos, eosToken: eos });
-  return tok.encode(text, { addBos: false }); // the template emits BOS itself
+  const protect = opts.allowSpecialTokensInContent === true ? [] : tok.controlTokenTexts();
+  const { text, plainSpans } = renderChatProtected(messages,
+    { template: opts.template ?? fileTemplate ?? LFM2_CHAT_TEMPLATE, tools: opts.tools, bosToken: bos, eosToken: eos }, protect);
+  return tok.encode(text, { addBos: false, plainSpans }); // the template emits BOS itself
 }
 
 /** Streaming chat: yields text deltas and completed tool calls; returns the whole result. */

@@ -59,6 +59,14 @@ function isObj(v: unknown): v is Obj {
   return v !== null && typeof v === "object" && !Array.isArray(v);
 }
 
+/** Deepest nesting of subschemas accepted (deeper would overflow the stack in the recursive passes). */
+export const MAX_SCHEMA_DEPTH = 256;
+
+/** A value for an error message; never throws (BigInt, cycles). */
+function describe(v: unknown): string {
+  try { return JSON.stringify(v) ?? String(v); } catch { return String(v); }
+}
+
 function bad(msg: string): never {
   throw new Lfm2Error("BAD_INPUT", `JSON schema: ${msg}`);
 }
@@ -81,43 +89,50 @@ class SchemaCompiler {
   }
 
   /** Walk the whole schema once to reject unsupported keywords early. */
-  private check(s: unknown, seen: Set<unknown>): void {
+  private check(s: unknown, seen: Set<unknown>, depth = 0): void {
     if (typeof s === "boolean") return;
-    if (!isObj(s)) bad(`a schema must be an object or a boolean, got ${JSON.stringify(s)}`);
+    if (!isObj(s)) bad(`a schema must be an object or a boolean, got ${describe(s)}`);
+    // recursion below (check, expand, merge) follows the nesting: refuse before the stack runs out
+    if (depth > MAX_SCHEMA_DEPTH) bad(`the schema nests deeper than ${MAX_SCHEMA_DEPTH} levels`);
     if (seen.has(s)) return;
     seen.add(s);
+    const sub = (v: unknown) => this.check(v, seen, depth + 1);
     for (const k of Object.keys(s)) {
       if (SUPPORTED.has(k) || ANNOTATIONS.has(k)) continue;
       if (!this.opts.ignoreUnsupported) bad(`keyword "${k}" is not supported (pass ignoreUnsupported to skip it)`);
     }
     if (s.type !== undefined) {
       const ts = Array.isArray(s.type) ? s.type : [s.type];
-      for (const t of ts) if (!TYPES.includes(t as TypeName)) bad(`unknown type ${JSON.stringify(t)}`);
+      for (const t of ts) if (!TYPES.includes(t as TypeName)) bad(`unknown type ${describe(t)}`);
     }
     if (s.properties !== undefined) {
       if (!isObj(s.properties)) bad("properties must be an object");
-      for (const v of Object.values(s.properties)) this.check(v, seen);
+      for (const v of Object.values(s.properties)) sub(v);
     }
     if (s.required !== undefined && !(Array.isArray(s.required) && s.required.every((x) => typeof x === "string"))) bad("required must be a list of strings");
-    if (s.additionalProperties !== undefined) this.check(s.additionalProperties, seen);
+    if (s.additionalProperties !== undefined) sub(s.additionalProperties);
     if (s.items !== undefined) {
       if (Array.isArray(s.items)) bad("tuple-form items is not supported");
-      this.check(s.items, seen);
+      sub(s.items);
     }
     for (const k of ["anyOf", "oneOf"]) {
       if (s[k] !== undefined) {
         if (!Array.isArray(s[k]) || (s[k] as unknown[]).length === 0) bad(`${k} must be a non-empty list`);
-        for (const v of s[k] as unknown[]) this.check(v, seen);
+        for (const v of s[k] as unknown[]) sub(v);
       }
     }
     if (s.enum !== undefined && !Array.isArray(s.enum)) bad("enum must be a list");
+    for (const k of ["enum", "const"]) {
+      if (s[k] === undefined) continue;
+      try { JSON.stringify(s[k]); } catch { bad(`${k} must be JSON data`); }
+    }
     for (const k of ["minItems", "maxItems", "minLength", "maxLength"]) {
       if (s[k] !== undefined && !(Number.isInteger(s[k]) && (s[k] as number) >= 0)) bad(`${k} must be a non-negative integer`);
     }
-    if (typeof s.$ref === "string") this.check(this.resolveRef(s.$ref), seen);
+    if (typeof s.$ref === "string") sub(this.resolveRef(s.$ref));
     else if (s.$ref !== undefined) bad("$ref must be a string");
     for (const k of ["$defs", "definitions"]) {
-      if (isObj(s[k])) for (const v of Object.values(s[k] as Obj)) this.check(v, seen);
+      if (isObj(s[k])) for (const v of Object.values(s[k] as Obj)) sub(v);
     }
   }
 

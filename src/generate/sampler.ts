@@ -306,6 +306,7 @@ export function minP(probs: ArrayLike<number>, p: number): number[] {
 // ---------------------------------------------------------------------------------------------------
 
 function checkOptions(o: SamplingOptions): void {
+  if (o === null || typeof o !== "object") throw new Lfm2Error("BAD_INPUT", "sampling options must be an object");
   const bad = (m: string): never => { throw new Lfm2Error("BAD_INPUT", `sampling: ${m}`); };
   const num = (v: number | undefined, name: string) => {
     if (v !== undefined && (typeof v !== "number" || Number.isNaN(v))) bad(`${name} must be a number`);
@@ -318,6 +319,7 @@ function checkOptions(o: SamplingOptions): void {
   if (o.repetitionPenalty !== undefined && !(o.repetitionPenalty > 0 && Number.isFinite(o.repetitionPenalty))) bad("repetitionPenalty must be > 0");
   if (o.penaltyLastN !== undefined && !(Number.isInteger(o.penaltyLastN) && o.penaltyLastN >= -1)) bad("penaltyLastN must be an integer ≥ -1");
   if (o.logitBias !== undefined) {
+    if (o.logitBias === null || typeof o.logitBias !== "object" || Array.isArray(o.logitBias)) bad("logitBias must be an object of token id → bias");
     for (const [k, v] of Object.entries(o.logitBias)) {
       if (!/^\d+$/.test(k) || typeof v !== "number" || Number.isNaN(v)) bad(`logitBias entry ${k}: ${String(v)}`);
     }
@@ -367,7 +369,8 @@ export class Sampler {
     }
     const w = this.work;
     w.set(logits.length === this.vocabSize ? logits : logits.subarray(0, this.vocabSize));
-    for (const [k, v] of this.bias) w[k] = w[k]! + v;
+    // ±Infinity decide on their own (a -∞ logit plus a +∞ bias would otherwise be NaN)
+    for (const [k, v] of this.bias) w[k] = Number.isFinite(v) ? w[k]! + v : v;
     applyPenaltiesInPlace(w, history, this.options);
     return w;
   }
@@ -407,6 +410,17 @@ export class Sampler {
     }
     if (n === 0) throw new Lfm2Error("BAD_INPUT", "sampling: no token can be sampled (all banned or disallowed)");
     const o = this.options;
+    // A +Infinity logit (a logitBias of Infinity) means "this token": the softmax of ∞ - ∞ would be
+    // NaN, so draw uniformly among the forced tokens instead (greedy: the lowest id, below).
+    let forced = 0;
+    for (let i = 0; i < n; i++) if (prepared[ids[i]!] === Infinity) ids[forced++] = ids[i]!;
+    if (forced > 0) {
+      n = forced;
+      if (!this.greedy && n > 1) {
+        ids.subarray(0, n).sort(); // the draw must not depend on the order candidates came in
+        return ids[Math.min(n - 1, Math.floor(this.rng.next() * n))]!;
+      }
+    }
     if (this.greedy || n === 1) {
       let best = ids[0]!, bs = prepared[best]!;
       for (let i = 1; i < n; i++) {

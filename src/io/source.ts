@@ -15,6 +15,19 @@ export interface ByteSource {
 export type SourceInput = string | URL | ArrayBuffer | Uint8Array | Blob | ByteSource;
 
 const CHUNK = 4 << 20;
+/** How long a download may go without receiving a byte before it fails with an IO error. */
+export const DEFAULT_READ_TIMEOUT_MS = 30_000;
+
+export interface UrlSourceOptions {
+  signal?: AbortSignal;
+  headers?: Record<string, string>;
+  /**
+   * Fail with Lfm2Error("IO") when the server sends nothing for this long: while waiting for the
+   * response headers and between body chunks (a stalled server otherwise hangs the load forever
+   * when no signal is given). Default DEFAULT_READ_TIMEOUT_MS (30 s); Infinity disables it.
+   */
+  readTimeoutMs?: number;
+}
 const isNodeLike = typeof process !== "undefined" && !!process.versions?.node;
 const hasDeno = typeof (globalThis as any).Deno !== "undefined";
 
@@ -73,15 +86,44 @@ export async function fileSource(path: string): Promise<ByteSource> {
   };
 }
 
+/**
+ * An AbortSignal that fires when `outer` does or when `arm()` was not called again within `ms`
+ * (each arm() restarts the clock). `timedOut` tells the two apart.
+ */
+function idleWatchdog(outer: AbortSignal | undefined, ms: number) {
+  const ctrl = new AbortController();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const w = {
+    signal: ctrl.signal,
+    timedOut: false,
+    arm() {
+      if (timer !== undefined) clearTimeout(timer);
+      if (Number.isFinite(ms)) timer = setTimeout(() => { w.timedOut = true; ctrl.abort(new Error(`no data for ${ms} ms`)); }, ms);
+    },
+    pause() { if (timer !== undefined) clearTimeout(timer); timer = undefined; },
+    dispose() { w.pause(); outer?.removeEventListener("abort", onAbort); },
+  };
+  const onAbort = () => ctrl.abort(outer!.reason);
+  if (outer?.aborted) ctrl.abort(outer.reason);
+  else outer?.addEventListener("abort", onAbort, { once: true });
+  w.arm();
+  return w;
+}
+
 /** A URL read with fetch; the body is streamed (Range requests when starting past 0). */
-export async function urlSource(url: string | URL, init: { signal?: AbortSignal; headers?: Record<string, string> } = {}): Promise<ByteSource> {
-  const u = new URL(String(url));
+export async function urlSource(url: string | URL, init: UrlSourceOptions = {}): Promise<ByteSource> {
+  const timeoutMs = init.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
+  if (typeof timeoutMs !== "number" || !(timeoutMs > 0)) throw new Lfm2Error("BAD_INPUT", `readTimeoutMs must be a positive number of milliseconds, got ${String(timeoutMs)}`);
+  let u: URL;
+  try { u = new URL(String(url)); } catch (e) { throw new Lfm2Error("BAD_INPUT", `not a URL: ${String(url)}`, { cause: e }); }
   if (u.protocol === "file:") return fileSource(decodeURIComponent(u.pathname));
   let res: Response;
-  try { res = await fetch(u, { method: "HEAD", signal: init.signal, headers: init.headers }); } catch (e) {
+  const head = idleWatchdog(init.signal, timeoutMs);
+  try { res = await fetch(u, { method: "HEAD", signal: head.signal, headers: init.headers }); } catch (e) {
     if (init.signal?.aborted) throw abortError(init.signal);
+    if (head.timedOut) throw new Lfm2Error("IO", `${u}: no data for ${timeoutMs} ms`, { cause: e });
     throw new Lfm2Error("IO", `cannot reach ${u}: ${(e as Error).message}`, { cause: e });
-  }
+  } finally { head.dispose(); }
   if (!res.ok) throw new Lfm2Error("IO", `${u}: HTTP ${res.status}`);
   const size = Number(res.headers.get("content-length"));
   if (!Number.isFinite(size) || size <= 0) throw new Lfm2Error("IO", `${u} did not report its size (Content-Length)`);
@@ -90,25 +132,29 @@ export async function urlSource(url: string | URL, init: { signal?: AbortSignal;
     async *chunks(start = 0, signal) {
       const headers: Record<string, string> = { ...init.headers };
       if (start > 0) headers.Range = `bytes=${start}-`;
-      let r: Response;
-      try { r = await fetch(u, { signal, headers }); } catch (e) {
+      // the watchdog runs only while we wait on the network, not while the consumer holds a chunk
+      const watch = idleWatchdog(signal, timeoutMs);
+      const failed = (e: unknown, what: string): never => {
         if (signal?.aborted) throw abortError(signal);
-        throw new Lfm2Error("IO", `download of ${u} failed: ${(e as Error).message}`, { cause: e });
-      }
-      if (!r.ok || !r.body) throw new Lfm2Error("IO", `${u}: HTTP ${r.status}`);
-      if (start > 0 && r.status !== 206) throw new Lfm2Error("IO", `${u} ignored the Range request`);
-      const reader = r.body.getReader();
+        if (watch.timedOut) throw new Lfm2Error("IO", `download of ${u} stalled: no data for ${timeoutMs} ms`, { cause: e });
+        throw new Lfm2Error("IO", `${what} of ${u} failed: ${(e as Error).message}`, { cause: e });
+      };
+      let r: Response;
+      try { r = await fetch(u, { signal: watch.signal, headers }); } catch (e) { watch.dispose(); failed(e, "download"); }
+      if (!r!.ok || !r!.body) { watch.dispose(); throw new Lfm2Error("IO", `${u}: HTTP ${r!.status}`); }
+      if (start > 0 && r!.status !== 206) { watch.dispose(); throw new Lfm2Error("IO", `${u} ignored the Range request`); }
+      const reader = r!.body!.getReader();
       let finished = false;
       try {
         for (;;) {
-          const { done, value } = await reader.read().catch((e) => {
-            if (signal?.aborted) throw abortError(signal);
-            throw new Lfm2Error("IO", `download of ${u} failed: ${(e as Error).message}`, { cause: e });
-          });
+          watch.arm();
+          const { done, value } = await reader.read().catch((e) => failed(e, "download"));
           if (done) { finished = true; break; }
+          watch.pause();
           yield value;
         }
       } finally {
+        watch.dispose();
         // a consumer that stops early (header read, error, abort) must not leave the download running
         if (!finished) await reader.cancel().catch(() => {});
         reader.releaseLock();
@@ -117,13 +163,19 @@ export async function urlSource(url: string | URL, init: { signal?: AbortSignal;
   };
 }
 
-export async function openSource(input: SourceInput, signal?: AbortSignal): Promise<ByteSource> {
-  if (isByteSource(input)) return input;
+export async function openSource(input: SourceInput, signal?: AbortSignal, opts: { readTimeoutMs?: number } = {}): Promise<ByteSource> {
+  if (isByteSource(input)) {
+    // a caller's own source: its size drives every bounds check and the progress total
+    if (!Number.isSafeInteger(input.size) || input.size < 0) {
+      throw new Lfm2Error("BAD_INPUT", `a byte source's size must be a non-negative integer, got ${input.size}`);
+    }
+    return input;
+  }
   if (input instanceof Uint8Array || input instanceof ArrayBuffer) return bytesSource(input);
   if (typeof Blob !== "undefined" && input instanceof Blob) return blobSource(input);
-  if (input instanceof URL) return urlSource(input, { signal });
+  if (input instanceof URL) return urlSource(input, { signal, readTimeoutMs: opts.readTimeoutMs });
   if (typeof input === "string") {
-    if (/^(https?|file|blob|data):/i.test(input)) return urlSource(input, { signal });
+    if (/^(https?|file|blob|data):/i.test(input)) return urlSource(input, { signal, readTimeoutMs: opts.readTimeoutMs });
     return fileSource(input);
   }
   throw new Lfm2Error("BAD_INPUT", "a model source must be a path, URL, bytes or a Blob");

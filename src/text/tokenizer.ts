@@ -53,6 +53,11 @@ export interface EncodeOptions {
   addEos?: boolean;
   /** Match CONTROL tokens such as `<|im_end|>` written in the text (default true). USER_DEFINED tokens are always matched. */
   parseSpecial?: boolean;
+  /**
+   * Flat [start, end) pairs of UTF-16 offsets where CONTROL / UNKNOWN spellings are plain text even
+   * with parseSpecial (e.g. message content inside a rendered chat prompt, see renderChatProtected).
+   */
+  plainSpans?: ArrayLike<number>;
 }
 
 export interface DecodeOptions {
@@ -521,15 +526,41 @@ export class Tokenizer {
 
   encode(text: string, opts: EncodeOptions = {}): number[] {
     if (typeof text !== "string") throw new Lfm2Error("BAD_INPUT", "encode expects a string");
+    if (opts === null || typeof opts !== "object") throw new Lfm2Error("BAD_INPUT", "encode options must be an object");
     const parseSpecial = opts.parseSpecial ?? true;
+    const plain = opts.plainSpans && opts.plainSpans.length > 0 ? this.plainMask(text.length, opts.plainSpans) : null;
     const out: number[] = [];
-    if (text.length > 0) this.encodeText(text, parseSpecial, out);
+    if (text.length > 0) this.encodeText(text, parseSpecial, out, plain);
     if ((opts.addBos ?? this.addBos) && this.bosId !== null && out[0] !== this.bosId) out.unshift(this.bosId);
     if ((opts.addEos ?? this.addEos) && this.eosId !== null) out.push(this.eosId);
     return out;
   }
 
-  private encodeText(text: string, parseSpecial: boolean, out: number[]): void {
+  private plainMask(length: number, spans: ArrayLike<number>): Uint8Array {
+    if (spans.length % 2 !== 0) throw new Lfm2Error("BAD_INPUT", "plainSpans must hold [start, end) pairs");
+    const mask = new Uint8Array(length);
+    for (let k = 0; k < spans.length; k += 2) {
+      const a = spans[k], b = spans[k + 1];
+      if (!(Number.isInteger(a) && Number.isInteger(b) && 0 <= a && a <= b && b <= length)) {
+        throw new Lfm2Error("BAD_INPUT", `plainSpans pair [${a}, ${b}) is not inside the text (length ${length})`);
+      }
+      mask.fill(1, a, b);
+    }
+    return mask;
+  }
+
+  /** The spellings of CONTROL / UNKNOWN tokens: what `parseSpecial` turns into special tokens. */
+  controlTokenTexts(): readonly string[] {
+    if (!this.controlTexts) {
+      const t: string[] = [];
+      for (let i = 0; i < this.vocabSize; i++) if (this.attrs[i] & (A_CONTROL | A_UNKNOWN) && this.tokens[i].length > 0) t.push(this.tokens[i]);
+      this.controlTexts = Object.freeze(t);
+    }
+    return this.controlTexts;
+  }
+  private controlTexts: readonly string[] | undefined;
+
+  private encodeText(text: string, parseSpecial: boolean, out: number[], plain: Uint8Array | null = null): void {
     // collect every occurrence of every special token (trie walk from each candidate start)
     const occ: number[] = []; // triples: order, start, end
     const L = text.length, first = this.firstUnit;
@@ -540,7 +571,7 @@ export class Tokenizer {
         j++;
         const ends = this.trieIds[node];
         if (ends) for (const sid of ends) {
-          if (!parseSpecial && this.attrs[sid] & (A_CONTROL | A_UNKNOWN)) continue;
+          if ((!parseSpecial || (plain !== null && plain[i])) && this.attrs[sid] & (A_CONTROL | A_UNKNOWN)) continue;
           occ.push(this.specialOrder[sid], i, j);
         }
       }
@@ -768,3 +799,14 @@ export class Tokenizer {
 
 /** `tokenizer.ggml.pre` values llama.cpp maps to the LLAMA3 pre-tokenizer with ignore_merges. */
 export const LLAMA3_PRES: ReadonlySet<string> = new Set(["lfm2", "llama3", "llama-v3", "llama-bpe"]);
+
+/**
+ * The tokenizer may not name rows the embedding / output tables lack: such a model loads, and then
+ * every prompt holding a high id reads past the table (or every sampled id past the logits).
+ */
+export function assertVocabFits(tokenizer: Pick<Tokenizer, "vocabSize">, vocabRows: number): void {
+  if (!Number.isInteger(vocabRows) || vocabRows <= 0) throw new Lfm2Error("BAD_INPUT", `vocabulary rows must be a positive integer, got ${vocabRows}`);
+  if (tokenizer.vocabSize > vocabRows) {
+    throw new Lfm2Error("SHAPE_MISMATCH", `the tokenizer has ${tokenizer.vocabSize} tokens but the embedding table only ${vocabRows} rows`);
+  }
+}
