@@ -18,7 +18,7 @@ import { f16ToF32, q8kStride } from "./common";
 import { hiNib, loNib, reduce4, storeAffine16 } from "./matmul-legacy";
 import { bsumPairs, dot4, dot8, evenUnits, finishQ4K, ihi, ilo, kScales, minsQ4K, oddUnits, pair0, pair1, pair2, pair3 } from "./matmul-kx4";
 
-const Q5K_REC = 864;
+export const Q5K_REC: i32 = 864;
 
 /** Bit k (0 or 1, constant) of every byte of h moved to 0x10 (16-bit shift: the bit stays in its byte). */
 // @ts-ignore: decorator

@@ -87,7 +87,7 @@ import { dot16, hiNib, loNib, reduce4, storeAffine16 } from "./matmul-legacy";
 
 // ---- Q4_K x4 -----------------------------------------------------------------------------------------
 
-const Q4K_REC = 608;
+export const Q4K_REC: i32 = 608;
 
 /**
  * The 12 packed scale bytes of a Q4_K super-block (at p) → 16 bytes: sc_0..sc_7 then m_0..m_7
@@ -358,7 +358,7 @@ export function matmulQ4_Kx4(w: usize, xq: usize, y: usize, n: i32, nTok: i32, y
 
 // ---- Q6_K x4 -----------------------------------------------------------------------------------------
 
-const Q6K_REC = 848;
+export const Q6K_REC: i32 = 848;
 
 /** u = q + 32 ∈ [0, 63] of the 16 weights of sub-block g (0..15) of the Q6_K block at p: weights
  *  128h + 32·part + l (l = l0..l0+15) take nibble part >> 1 of ql[64h + 32·(part & 1) + l] and bits

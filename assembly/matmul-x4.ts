@@ -5,6 +5,10 @@
 // and the four rows' integer sums are reduced together so each block costs one convert + one FMA.
 import { f16ToF32, q8Stride } from "./common";
 
+/** Bytes of one x4 block (four rows × 32 weights); exported so tests check them against src/core/quant-types.ts. */
+export const Q4_0X4_REC: i32 = 16 + 4 * 16;
+export const Q8_0X4_REC: i32 = 16 + 4 * 32;
+
 /** [Σa, Σb, Σc, Σd] of four i32x4 vectors. */
 // @ts-ignore: decorator
 @inline function reduce4(a: v128, b: v128, c: v128, d: v128): v128 {
@@ -39,9 +43,9 @@ export function repackQ4_0(dst: usize, src: usize, nRows: i32, n: i32, scratch: 
 export function repackQ8_0(dst: usize, src: usize, nRows: i32, n: i32, scratch: usize): void { repack(dst, src, nRows, n >> 5, 34, 32, scratch); }
 
 export function dequantRowQ4_0x4(w: usize, row: i32, n: i32, dst: usize): void {
-  const nb = n >> 5, blk = w + <usize>(row >> 2) * <usize>(nb * 80), r = row & 3;
+  const nb = n >> 5, blk = w + <usize>(row >> 2) * <usize>(nb * Q4_0X4_REC), r = row & 3;
   for (let b = 0; b < nb; b++) {
-    const o = blk + <usize>(b * 80), d = load<f32>(o + <usize>(r * 4)), q = o + 16 + <usize>(r * 16);
+    const o = blk + <usize>(b * Q4_0X4_REC), d = load<f32>(o + <usize>(r * 4)), q = o + 16 + <usize>(r * 16);
     for (let j = 0; j < 16; j++) {
       const v = <i32>load<u8>(q + <usize>j);
       store<f32>(dst + <usize>((b * 32 + j) * 4), d * <f32>((v & 15) - 8));
@@ -51,9 +55,9 @@ export function dequantRowQ4_0x4(w: usize, row: i32, n: i32, dst: usize): void {
 }
 
 export function dequantRowQ8_0x4(w: usize, row: i32, n: i32, dst: usize): void {
-  const nb = n >> 5, blk = w + <usize>(row >> 2) * <usize>(nb * 144), r = row & 3;
+  const nb = n >> 5, blk = w + <usize>(row >> 2) * <usize>(nb * Q8_0X4_REC), r = row & 3;
   for (let b = 0; b < nb; b++) {
-    const o = blk + <usize>(b * 144), d = load<f32>(o + <usize>(r * 4)), q = o + 16 + <usize>(r * 32);
+    const o = blk + <usize>(b * Q8_0X4_REC), d = load<f32>(o + <usize>(r * 4)), q = o + 16 + <usize>(r * 32);
     for (let j = 0; j < 32; j++) store<f32>(dst + <usize>((b * 32 + j) * 4), d * <f32>load<i8>(q + <usize>j));
   }
 }
@@ -94,7 +98,7 @@ export function dequantRowQ8_0x4(w: usize, row: i32, n: i32, dst: usize): void {
 }
 
 export function matmulQ4_0x4(w: usize, xq: usize, y: usize, n: i32, nTok: i32, yStride: i32, r0: i32, r1: i32): void {
-  const nb = n >> 5, gs = <usize>(nb * 80), xs = q8Stride(n);
+  const nb = n >> 5, gs = <usize>(nb * Q4_0X4_REC), xs = q8Stride(n);
   const m15 = i8x16.splat(15);
   for (let g = r0 >> 2; g < (r1 >> 2); g++) {
     const wg = w + <usize>g * gs;
@@ -106,7 +110,7 @@ export function matmulQ4_0x4(w: usize, xq: usize, y: usize, n: i32, nTok: i32, y
       const nb4 = <usize>(nb * 4);
       let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
       for (let b = 0; b < nb; b++) {
-        const o = wg + <usize>(b * 80);
+        const o = wg + <usize>(b * Q4_0X4_REC);
         const q0 = v128.load(o + 16), q1 = v128.load(o + 32), q2 = v128.load(o + 48), q3 = v128.load(o + 64);
         const l0 = v128.and(q0, m15), h0 = v128.and(i16x8.shr_u(q0, 4), m15), l1 = v128.and(q1, m15), h1 = v128.and(i16x8.shr_u(q1, 4), m15);
         const l2 = v128.and(q2, m15), h2 = v128.and(i16x8.shr_u(q2, 4), m15), l3 = v128.and(q3, m15), h3 = v128.and(i16x8.shr_u(q3, 4), m15);
@@ -123,7 +127,7 @@ export function matmulQ4_0x4(w: usize, xq: usize, y: usize, n: i32, nTok: i32, y
       const xqs = xq + <usize>(t * xs), xd = xqs + <usize>n, xsum = xd + <usize>(nb * 4);
       let acc = f32x4.splat(0);
       for (let b = 0; b < nb; b++) {
-        const o = wg + <usize>(b * 80);
+        const o = wg + <usize>(b * Q4_0X4_REC);
         const q0 = v128.load(o + 16), q1 = v128.load(o + 32), q2 = v128.load(o + 48), q3 = v128.load(o + 64);
         acc = f32x4.add(acc, q4Token(v128.and(q0, m15), v128.and(i16x8.shr_u(q0, 4), m15), v128.and(q1, m15), v128.and(i16x8.shr_u(q1, 4), m15),
           v128.and(q2, m15), v128.and(i16x8.shr_u(q2, 4), m15), v128.and(q3, m15), v128.and(i16x8.shr_u(q3, 4), m15), v128.load(o), xqs, xd, xsum, b));
@@ -134,14 +138,14 @@ export function matmulQ4_0x4(w: usize, xq: usize, y: usize, n: i32, nTok: i32, y
 }
 
 export function matmulQ8_0x4(w: usize, xq: usize, y: usize, n: i32, nTok: i32, yStride: i32, r0: i32, r1: i32): void {
-  const nb = n >> 5, gs = <usize>(nb * 144), xs = q8Stride(n);
+  const nb = n >> 5, gs = <usize>(nb * Q8_0X4_REC), xs = q8Stride(n);
   for (let g = r0 >> 2; g < (r1 >> 2); g++) {
     const wg = w + <usize>g * gs;
     for (let t = 0; t < nTok; t++) {
       const xqs = xq + <usize>(t * xs), xd = xqs + <usize>n;
       let acc = f32x4.splat(0);
       for (let b = 0; b < nb; b++) {
-        const o = wg + <usize>(b * 144), xb = xqs + <usize>(b * 32);
+        const o = wg + <usize>(b * Q8_0X4_REC), xb = xqs + <usize>(b * 32);
         const xlo = v128.load(xb), xhi = v128.load(xb + 16);
         const x0 = i16x8.extend_low_i8x16_s(xlo), x1 = i16x8.extend_high_i8x16_s(xlo);
         const x2 = i16x8.extend_low_i8x16_s(xhi), x3 = i16x8.extend_high_i8x16_s(xhi);
