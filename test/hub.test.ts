@@ -31,6 +31,9 @@ interface MockFile {
   /** Drop the connection after this many body bytes, `drops` times. */
   dropAt?: number;
   drops?: number;
+  /** Stop sending (connection left open) after this many body bytes, `stalls` times. */
+  stallAt?: number;
+  stalls?: number;
   /** Send the body slowly: `bytes` every `ms`. */
   throttle?: { bytes: number; ms: number };
   /** Listed by the API but missing behind resolve. */
@@ -75,11 +78,17 @@ function serveBytes(req: IncomingMessage, res: ServerResponse, f: MockFile, head
   if (req.method === "HEAD") { res.end(); return; }
   let pos = start;
   const dropAt = f.dropAt !== undefined && (f.drops ?? 0) > 0 && f.dropAt > start ? f.dropAt : undefined;
+  const stallAt = f.stallAt !== undefined && (f.stalls ?? 0) > 0 && f.stallAt > start ? f.stallAt : undefined;
   const step = f.throttle?.bytes ?? 256 << 10;
   const pump = () => {
     if (res.destroyed) return;
     if (pos >= size) { res.end(); return; }
     let end = Math.min(size, pos + step);
+    if (stallAt !== undefined && end >= stallAt) {
+      f.stalls!--;
+      res.write(body.subarray(pos, stallAt)); // then nothing: the socket stays open and silent
+      return;
+    }
     if (dropAt !== undefined && end >= dropAt) {
       end = dropAt;
       f.drops!--;
@@ -214,6 +223,7 @@ beforeAll(async () => {
   addRepo("acme/multi-GGUF", { files: [{ path: "a-Q4_0.gguf", data: q4k }, { path: "b-Q4_0.gguf", data: bf16 }, { path: "mmproj-a-F16.gguf", data: q4k }] });
   addRepo("acme/gated-GGUF", { gated: true, files: [{ path: "gated-Q4_0.gguf", data: gated }] });
   addRepo("acme/flaky-GGUF", { files: [{ path: "flaky-Q4_0.gguf", data: flaky, dropAt: 1 << 20, drops: 0 }] });
+  addRepo("acme/stalling-GGUF", { files: [{ path: "stalling-Q4_0.gguf", data: good, stallAt: 100_000, stalls: 0 }] });
   addRepo("acme/corrupt-GGUF", { files: [{ path: "corrupt-Q4_0.gguf", data: bad, served: Uint8Array.from(bad, (b, i) => (i === 1000 ? b ^ 1 : b)) }] });
   addRepo("acme/slow-GGUF", { files: [{ path: "slow-Q4_0.gguf", data: slow, throttle: { bytes: 64 << 10, ms: 10 } }] });
   addRepo("acme/ghost-GGUF", { files: [{ path: "ghost-Q4_0.gguf", data: q4k, ghost: true }] });
@@ -363,6 +373,22 @@ describe("downloadHf", () => {
     expect(shaOfFile(d.paths[0])).toBe(sha256(flaky));
   });
 
+  it("a server that stops sending without closing: retried with a Range request after readTimeoutMs", async () => {
+    const f = repos.get("acme/stalling-GGUF")!.files[0];
+    f.stalls = 1;
+    const d = await downloadHf("hf:acme/stalling-GGUF:Q4_0", { ...base(), readTimeoutMs: 300 });
+    expect(shaOfFile(d.paths[0])).toBe(sha256(good));
+    const gets = cdnGets(good);
+    expect(gets.length).toBe(2);
+    expect(Number(/^bytes=(\d+)-$/.exec(gets[1].range ?? "")?.[1])).toBe(100_000);
+    // without retries the stall is a typed IO error, not a hang
+    f.stalls = 1;
+    fresh();
+    const err = await failure(downloadHf("hf:acme/stalling-GGUF:Q4_0", { ...base(), readTimeoutMs: 300, retries: 0 }));
+    expect(err.code).toBe("IO");
+    expect(err.message).toMatch(/stalled: no data for 300 ms/);
+  });
+
   it("an interrupted call leaves a .part that the next call resumes", async () => {
     const f = repos.get("acme/flaky-GGUF")!.files[0];
     f.drops = 1;
@@ -489,6 +515,14 @@ describe("hfSource without a file system (browsers, workers)", () => {
     expect(Buffer.compare(await readAll(again), good)).toBe(0);
     expect(Buffer.compare(await readAll(again, 1000), good.subarray(1000))).toBe(0);
     expect(log).toEqual([]);
+  });
+
+  it("a stalled stream ends in an IO error after readTimeoutMs", async () => {
+    repos.get("acme/stalling-GGUF")!.files[0].stalls = 1;
+    const src = await hfSource("hf:acme/stalling-GGUF:Q4_0", { endpoint: HUB, token: false, storage: "none", readTimeoutMs: 300 });
+    const err = await failure(readAll(src));
+    expect(err.code).toBe("IO");
+    expect(err.message).toMatch(/stalled: no data for 300 ms/);
   });
 
   it("abort stops a stream promptly", async () => {

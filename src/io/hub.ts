@@ -13,7 +13,7 @@
 // Where there is no file system (browsers, workers) `hfSource` streams from the hub, optionally keeping
 // whole files in the Cache API.
 import { Lfm2Error, abortError, type Lfm2ErrorCode } from "../errors.js";
-import { fileSource, type ByteSource, type ProgressCallback } from "./source.js";
+import { DEFAULT_READ_TIMEOUT_MS, fileSource, type ByteSource, type ProgressCallback } from "./source.js";
 import { parseSplitName, splitSource } from "./split.js";
 
 export const HF_DEFAULT_ENDPOINT = "https://huggingface.co";
@@ -92,6 +92,11 @@ export interface HfOptions {
   retries?: number;
   /** fetch to use (default globalThis.fetch). */
   fetch?: typeof fetch;
+  /**
+   * A download that receives no data for this long counts as a dropped connection (retried with a
+   * Range request; streaming ends in an IO error). Default 30 s; Infinity disables it.
+   */
+  readTimeoutMs?: number;
 }
 
 export interface HfFile {
@@ -114,7 +119,9 @@ export interface HfResolved {
   files: HfFile[];
 }
 
-interface Ctx { endpoint: string; token?: string; signal?: AbortSignal; fetch: typeof fetch; retries: number; repo: string }
+interface Ctx {
+  endpoint: string; token?: string; signal?: AbortSignal; fetch: typeof fetch; retries: number; repo: string; readTimeoutMs: number;
+}
 
 function readEnv(key: string): string | undefined {
   try { return typeof process !== "undefined" ? process.env?.[key] || undefined : undefined; } catch { return undefined; }
@@ -125,7 +132,22 @@ function makeCtx(opts: HfOptions, repo: string): Ctx {
   const token = opts.token === false ? undefined : opts.token ?? readEnv("HF_TOKEN") ?? readEnv("HUGGING_FACE_HUB_TOKEN");
   const f = opts.fetch ?? globalThis.fetch;
   if (typeof f !== "function") throw new Lfm2Error("BAD_INPUT", "no fetch() available to reach the hub");
-  return { endpoint, token, signal: opts.signal, fetch: f, retries: Math.max(0, opts.retries ?? 5), repo };
+  const readTimeoutMs = opts.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
+  if (typeof readTimeoutMs !== "number" || !(readTimeoutMs > 0)) {
+    throw new Lfm2Error("BAD_INPUT", `readTimeoutMs must be a positive number of milliseconds, got ${String(readTimeoutMs)}`);
+  }
+  return { endpoint, token, signal: opts.signal, fetch: f, retries: Math.max(0, opts.retries ?? 5), repo, readTimeoutMs };
+}
+
+/**
+ * reader.read() that gives up after `ms` without data: a server that stops sending without closing
+ * must not hang a download forever. The caller cancels the reader (its finally blocks do).
+ */
+async function readOrStall<T>(reader: ReadableStreamDefaultReader<T>, ms: number): Promise<ReadableStreamReadResult<T>> {
+  if (!Number.isFinite(ms)) return reader.read();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const stalled = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`stalled: no data for ${ms} ms`)), ms); });
+  try { return await Promise.race([reader.read(), stalled]); } finally { clearTimeout(timer); }
 }
 
 const errMsg = (e: unknown) => { const c = (e as any)?.cause; return `${(e as Error)?.message ?? e}${c?.message ? ` (${c.message})` : ""}`; };
@@ -134,12 +156,18 @@ async function send(ctx: Ctx, url: string, headers: Record<string, string> = {},
   if (signal?.aborted) throw abortError(signal);
   const h: Record<string, string> = { ...headers };
   if (ctx.token) h.Authorization = `Bearer ${ctx.token}`;
+  // the caller's signal stays linked for the body's lifetime (an abort must stop a running read);
+  // the timer only bounds the wait for the response headers
+  const ctrl = new AbortController();
+  if (signal) signal.addEventListener("abort", () => ctrl.abort(signal.reason), { once: true });
+  const ms = ctx.readTimeoutMs;
+  const timer = Number.isFinite(ms) ? setTimeout(() => ctrl.abort(new Error(`no response for ${ms} ms`)), ms) : undefined;
   try {
-    return await ctx.fetch(url, { method, headers: h, signal, redirect: "follow" });
+    return await ctx.fetch(url, { method, headers: h, signal: ctrl.signal, redirect: "follow" });
   } catch (e) {
     if (signal?.aborted) throw abortError(signal);
     throw new HubError("IO", `cannot reach ${url}: ${errMsg(e)}`, "network", undefined, undefined, { cause: e });
-  }
+  } finally { clearTimeout(timer); }
 }
 
 async function httpError(res: Response, ctx: Ctx, what: string): Promise<HubError> {
@@ -475,7 +503,7 @@ async function downloadFile(f: HfFile, dest: string, ctx: Ctx, report: (have: nu
       let ended = false;
       try {
         for (;;) {
-          const { done, value } = await reader.read();
+          const { done, value } = await readOrStall(reader, ctx.readTimeoutMs);
           if (done) { ended = true; break; }
           if (expected !== undefined && have + value.length > expected) {
             throw new HubError("IO", `${f.path}: the server sent more than the expected ${expected} bytes`, "size");
@@ -607,7 +635,7 @@ function remoteSource(f: HfFile & { size: number }, ctx: Ctx, cache?: CacheLike)
       try {
         for (;;) {
           let r: ReadableStreamReadResult<Uint8Array>;
-          try { r = await reader.read(); } catch (e) {
+          try { r = await readOrStall(reader, ctx.readTimeoutMs); } catch (e) {
             if (signal?.aborted) throw abortError(signal);
             throw new HubError("IO", `download of ${f.path} failed at byte ${pos}: ${errMsg(e)}`, "network", undefined, undefined, { cause: e });
           }
