@@ -27,6 +27,11 @@ export class BlockContext {
   readonly q: number; readonly kk: number; readonly vv: number; readonly att: number; readonly cs: number;
   private attScratch = 0; private attScratchLen = 0;
   private moe: { router: number; x: number; g: number; u: number; y: number; slots: number } | null = null;
+  /**
+   * Smallest margin seen by MoE routing since last reset: the k-th chosen expert's biased score minus the
+   * best unchosen one. Near 0, a tiny upstream difference could change the choice (parity tests read it).
+   */
+  minRouteGap = Infinity;
   /** Which step's RoPE table `cs` holds (filled once per step per shard). */
   ropeStep = -1;
 
@@ -69,12 +74,15 @@ export function rmsNorm(cx: BlockContext, x: number, w: number, y: number, width
 
 /**
  * LFM2's double-gated short convolution (spec §1.3): (B, C, x) = W_in·u; y = C ⊙ conv(B ⊙ x); out = W_out·y.
- * `state` holds the last L−1 gated inputs and is advanced by T tokens.
+ * Causal: `state` holds the last L−1 gated inputs and is advanced by T tokens. Not causal (bidirectional
+ * encoders): the window is centred on each token over the T tokens, zero beyond them; no state.
  */
-export function shortConv(cx: BlockContext, w: ConvWeights, state: number, u: number, out: number, T: number, convL: number): void {
+export function shortConv(cx: BlockContext, w: ConvWeights, state: number, u: number, out: number, T: number, convL: number,
+  causal = true): void {
   const ops = cx.ops, D = cx.dims.hiddenSize;
   ops.matmul(w.inProj, ops.act(u, D, T), cx.big);
-  ops.k.shortConv(cx.big, w.kernelT, state, cx.y, D, convL, T);
+  if (causal) ops.k.shortConv(cx.big, w.kernelT, state, cx.y, D, convL, T);
+  else ops.k.shortConvCentred(cx.big, w.kernelT, cx.y, D, convL, T);
   ops.matmul(w.outProj, ops.act(cx.y, D, T), out);
 }
 
@@ -143,6 +151,11 @@ export function moeFfn(cx: BlockContext, w: MoeFfnWeights, u: number, out: numbe
       weight[t * K + k] = p[best];
       sum = Math.fround(sum + p[best]);
       score[best] = -Infinity;
+    }
+    if (K < E) {
+      let next = -Infinity;
+      for (let e = 0; e < E; e++) next = Math.max(next, score[e]);
+      cx.minRouteGap = Math.min(cx.minRouteGap, p[chosen[t * K + K - 1]] + bias[chosen[t * K + K - 1]] - next);
     }
     const norm = Math.max(sum, 6.103515625e-5); // llama.cpp clamps the sum before dividing
     for (let k = 0; k < K; k++) weight[t * K + k] = Math.fround(weight[t * K + k] / norm);

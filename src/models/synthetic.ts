@@ -7,8 +7,18 @@ import { quantizeTensor } from "../formats/quantize.js";
 import { buildSyntheticVocab } from "../text/synthetic-vocab.js";
 import { LFM2_SHAPES, type Lfm2ShapeName } from "./lfm2/config.js";
 
+/** A model shape: the published ones (LFM2_SHAPES) or any other with the same fields. */
+export interface SyntheticShape {
+  hiddenSize: number; nLayers: number; nHeads: number; nKv: number; ffDim: number; attn: readonly number[]; vocabSize: number;
+}
+
+/** LFM2-MoE (arch lfm2moe): layers ≥ leadingDense get nExperts SwiGLU experts of expertFfDim, nUsed per token. */
+export interface SyntheticMoe { nExperts: number; nUsed: number; expertFfDim: number; leadingDense: number }
+
 export interface SyntheticOptions {
-  shape?: Lfm2ShapeName | (typeof LFM2_SHAPES)[Lfm2ShapeName];
+  shape?: Lfm2ShapeName | SyntheticShape;
+  /** Write an LFM2-MoE file (router and expert-bias tensors in F32, as llama.cpp's quantizer keeps them). */
+  moe?: SyntheticMoe;
   /** Type of the 2-D weight matrices (norms and conv kernels stay F32, as in published files). */
   weightType?: GgmlTypeName;
   /** Type of token_embd (defaults to weightType). */
@@ -18,8 +28,21 @@ export interface SyntheticOptions {
   /** Name the final norm `output_norm` (Ollama's converter) instead of `token_embd_norm`. */
   finalNormName?: "token_embd_norm" | "output_norm";
   seed?: number;
+  /** A retrieval encoder (LFM2-ColBERT / LFM2.5-Embedding style): dense_2 projection and pooling keys. */
+  embedding?: SyntheticEmbeddingOptions;
   chatTemplate?: string;
   name?: string;
+}
+
+export interface SyntheticEmbeddingOptions {
+  /** Width of `dense_2.weight` {n_embd, outDim} (`lfm2.embedding_length_out`). */
+  outDim: number;
+  /** Write `dense_2.bias` too. */
+  bias?: boolean;
+  /** `lfm2.pooling_type` (0 none, 1 mean, 2 cls, 3 last); omitted: not written. */
+  pooling?: number;
+  /** false: `lfm2.attention.causal = false` (bidirectional encoder). */
+  causal?: boolean;
 }
 
 /** Deterministic PRNG (mulberry32). */
@@ -45,8 +68,8 @@ function randomTensor(rand: () => number, n: number, std: number, mean = 0): Flo
 export interface SyntheticTensor { name: string; shape: number[]; type: GgmlType; values: Float32Array }
 
 /** The f32 weights of a synthetic model (before encoding): shared by the GGUF and safetensors writers. */
-export function syntheticWeights(opts: SyntheticOptions = {}): { tensors: SyntheticTensor[]; shape: (typeof LFM2_SHAPES)[Lfm2ShapeName] } {
-  const shape = typeof opts.shape === "object" ? opts.shape : LFM2_SHAPES[opts.shape ?? "tiny"];
+export function syntheticWeights(opts: SyntheticOptions = {}): { tensors: SyntheticTensor[]; shape: SyntheticShape } {
+  const shape: SyntheticShape = typeof opts.shape === "object" ? opts.shape : LFM2_SHAPES[opts.shape ?? "tiny"];
   const wType = ggmlTypeByName(opts.weightType ?? "F32");
   const eType = ggmlTypeByName(opts.embedType ?? opts.weightType ?? "F32");
   const rand = mulberry32(opts.seed ?? 1234);
@@ -73,20 +96,45 @@ export function syntheticWeights(opts: SyntheticOptions = {}): { tensors: Synthe
       mat(p + "shortconv.out_proj.weight", D, D);
     }
     vec(p + "ffn_norm.weight", D);
-    mat(p + "ffn_gate.weight", D, ff);
-    mat(p + "ffn_up.weight", D, ff);
-    mat(p + "ffn_down.weight", ff, D);
+    const moe = opts.moe;
+    if (moe && l >= moe.leadingDense) {
+      const E = moe.nExperts, F = moe.expertFfDim;
+      // router logits of std ≈ 1 and a selection bias of comparable size, so the bias changes choices
+      mat(p + "ffn_gate_inp.weight", D, E, 1, GGML.F32);
+      vec(p + "exp_probs_b.bias", E, 0.5, 0);
+      const experts = (name: string, nIn: number, nOut: number) =>
+        tensors.push({ name, shape: [nIn, nOut, E], type: wType, values: randomTensor(rand, nIn * nOut * E, 0.7 / Math.sqrt(nIn)) });
+      experts(p + "ffn_gate_exps.weight", D, F);
+      experts(p + "ffn_up_exps.weight", D, F);
+      experts(p + "ffn_down_exps.weight", F, D);
+    } else {
+      mat(p + "ffn_gate.weight", D, ff);
+      mat(p + "ffn_up.weight", D, ff);
+      mat(p + "ffn_down.weight", ff, D);
+    }
   }
   vec((opts.finalNormName ?? "token_embd_norm") + ".weight", D);
   if (opts.untiedOutput) mat("output.weight", D, V, 3, eType);
+  // drawn last so a file without it keeps every other tensor's values
+  if (opts.embedding) {
+    mat("dense_2.weight", D, opts.embedding.outDim, 1);
+    if (opts.embedding.bias) vec("dense_2.bias", opts.embedding.outDim, 0.1, 0);
+  }
   return { tensors, shape };
 }
 
 /** A complete LFM2 GGUF file (chunks) with a synthetic LFM2-style vocabulary. */
 export function syntheticGguf(opts: SyntheticOptions = {}): Uint8Array[] {
   const { tensors, shape } = syntheticWeights(opts);
+  const meta = syntheticMetadata(shape, opts);
+  const out: GgufWriteTensor[] = tensors.map((t) => ({ name: t.name, shape: t.shape, type: t.type, data: quantizeTensor(t.type, t.values, t.shape[0]) }));
+  return encodeGguf(meta, out);
+}
+
+/** The GGUF metadata of a synthetic model (architecture keys + the synthetic vocabulary). */
+export function syntheticMetadata(shape: SyntheticShape, opts: SyntheticOptions = {}): Record<string, GgufWriteValue> {
   const vocab = buildSyntheticVocab(shape.vocabSize);
-  const arch = "lfm2";
+  const arch = opts.moe ? "lfm2moe" : "lfm2";
   const meta: Record<string, GgufWriteValue> = {
     "general.architecture": { type: "string", value: arch },
     "general.name": { type: "string", value: opts.name ?? "LFM2 synthetic (random weights)" },
@@ -113,7 +161,19 @@ export function syntheticGguf(opts: SyntheticOptions = {}): Uint8Array[] {
     "tokenizer.ggml.add_bos_token": { type: "bool", value: true },
     "tokenizer.ggml.add_eos_token": { type: "bool", value: false },
   };
+  if (opts.embedding) {
+    meta[`${arch}.embedding_length_out`] = { type: "u32", value: opts.embedding.outDim };
+    if (opts.embedding.pooling !== undefined) meta[`${arch}.pooling_type`] = { type: "u32", value: opts.embedding.pooling };
+    if (opts.embedding.causal === false) meta[`${arch}.attention.causal`] = { type: "bool", value: false };
+  }
   if (opts.chatTemplate) meta["tokenizer.chat_template"] = { type: "string", value: opts.chatTemplate };
-  const out: GgufWriteTensor[] = tensors.map((t) => ({ name: t.name, shape: t.shape, type: t.type, data: quantizeTensor(t.type, t.values, t.shape[0]) }));
-  return encodeGguf(meta, out);
+  if (opts.moe) {
+    const m = opts.moe;
+    meta["lfm2moe.expert_count"] = { type: "u32", value: m.nExperts };
+    meta["lfm2moe.expert_used_count"] = { type: "u32", value: m.nUsed };
+    meta["lfm2moe.expert_feed_forward_length"] = { type: "u32", value: m.expertFfDim };
+    meta["lfm2moe.leading_dense_block_count"] = { type: "u32", value: m.leadingDense };
+    meta["lfm2moe.expert_gating_func"] = { type: "u32", value: 2 }; // sigmoid
+  }
+  return meta;
 }

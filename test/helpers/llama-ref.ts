@@ -24,7 +24,7 @@ export async function llamaRef(path: string, opts: { flashAttention?: boolean; t
   const model: LlamaModel = await l.loadModel({ modelPath: path });
   const ctx: LlamaContext = await model.createContext({ contextSize: 1024, batchSize: 512, threads: opts.threads ?? 1, flashAttention: opts.flashAttention ?? false });
   const dense = (m: Map<number, number>, n: number) => { const a = new Float32Array(n).fill(-Infinity); for (const [k, v] of m) a[k] = v; return a; };
-  const nVocab = (model as any)._model.getVocabularySize?.() ?? (model.fileInfo.metadata as any).lfm2.vocab_size;
+  const nVocab = (model as any)._model.getVocabularySize?.() ?? (model.fileInfo.metadata as any)[model.fileInfo.metadata.general.architecture].vocab_size;
   async function run(tokens: number[], seq = ctx.getSequence()) {
     const items = tokens.map((t, i) => (i === tokens.length - 1 ? [t, { generateNext: { logits: true } }] as const : t));
     const res = await seq.controlledEvaluate(items as any);
