@@ -19,11 +19,11 @@ describe("quant-type table", async () => {
 
   it("x4 record sizes equal the kernels' (one 4-row record per 32 weights, or per 256 for K-quants)", () => {
     const rec = (name: string) => (kernels[name] as WebAssembly.Global).value as number;
-    expect(GGML.Q4_0.kernels.x4.groupBlockBytes).toBe(rec("Q4_0X4_REC"));
-    expect(GGML.Q8_0.kernels.x4.groupBlockBytes).toBe(rec("Q8_0X4_REC"));
-    expect(GGML.Q4_K.kernels.x4.groupBlockBytes * 8).toBe(rec("Q4K_REC"));
-    expect(GGML.Q5_K.kernels.x4.groupBlockBytes * 8).toBe(rec("Q5K_REC"));
-    expect(GGML.Q6_K.kernels.x4.groupBlockBytes * 8).toBe(rec("Q6K_REC"));
+    expect(GGML.Q4_0.kernels.x4!.groupBlockBytes).toBe(rec("Q4_0X4_REC"));
+    expect(GGML.Q8_0.kernels.x4!.groupBlockBytes).toBe(rec("Q8_0X4_REC"));
+    expect(GGML.Q4_K.kernels.x4!.groupBlockBytes * 8).toBe(rec("Q4K_REC"));
+    expect(GGML.Q5_K.kernels.x4!.groupBlockBytes * 8).toBe(rec("Q5K_REC"));
+    expect(GGML.Q6_K.kernels.x4!.groupBlockBytes * 8).toBe(rec("Q6K_REC"));
   });
 
   it("an x4 record holds at least the four rows' file blocks (the repack works in place)", () => {

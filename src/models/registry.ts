@@ -2,7 +2,7 @@
 // architecture here runs on the LFM2 trunk's forward pass (src/models/lfm2/forward.ts).
 import { Lfm2Error } from "../errors.js";
 import { metaString, type GgufValue } from "../formats/gguf.js";
-import type { PlacedTensors, TensorSpec } from "../runtime/weights.js";
+import type { PlacedTensors, TensorSpec } from "../core/tensor-spec.js";
 import { configFromGguf as lfm2ConfigFromGguf, configFromHf as lfm2ConfigFromHf, type Lfm2Config } from "./lfm2/config.js";
 import { bindLfm2, lfm2Tensors } from "./lfm2/tensors.js";
 import type { Lfm2Weights } from "./lfm2/forward.js";

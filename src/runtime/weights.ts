@@ -4,28 +4,11 @@
 // are converted to f32. Nothing here knows an architecture's tensor names.
 import { Lfm2Error } from "../errors.js";
 import type { TensorInfo } from "../formats/gguf.js";
-import { GGML, kernelsFor, rowBytes, type Matrix } from "../core/quant-types.js";
+import { GGML, kernelsFor, rowBytes } from "../core/quant-types.js";
 import type { KernelExports } from "../../bindings/wasm.js";
 import { dequantizeTensor } from "../formats/quantize.js";
 import type { Arena } from "../../bindings/arena.js";
-
-/**
- * A tensor an architecture needs: ggml shape (ne order), kind, and its placement group (a layer index;
- * -1 = the head: embedding, final norm, LM head). Of specs sharing `oneOf`, the first present is used.
- * A matrix of shape [nIn, nOut, nExperts] is a stack of experts, placed as nOut·nExperts rows.
- */
-export interface TensorSpec {
-  name: string; kind: "matrix" | "vector" | "conv"; shape: number[]; group: number;
-  optional?: boolean; oneOf?: string;
-}
-
-/** Placed tensors by name, for an architecture's binding to its weight structure. */
-export interface PlacedTensors {
-  has(name: string): boolean;
-  matrix(name: string): Matrix;
-  /** Pointer to an f32 vector (norm weights, biases, conv kernels transposed to [L][D]). */
-  vector(name: string): number;
-}
+import type { PlacedTensors, TensorSpec } from "../core/tensor-spec.js";
 
 const count = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 

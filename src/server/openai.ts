@@ -3,7 +3,7 @@
 // moves between `lfm2 serve` and vLLM by changing its baseURL and model name.
 import { Hono } from "hono/tiny";
 import { bodyLimit } from "hono/body-limit";
-import type { Session, SessionOptions } from "../index.js"; // types only: index re-exports this module
+import type { Session, SessionOptions } from "../runtime/session.js";
 import type { Tokenizer } from "../text/tokenizer.js";
 import { TOOL_CALL_START, type ToolCall } from "../text/tool-calls.js";
 import type { ChatDelta, ChatOptions, FinishReason, GenerateOptions, Usage } from "../generate/generate.js";

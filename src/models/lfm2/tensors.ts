@@ -3,7 +3,7 @@
 import { isAttention, type Lfm2Config } from "./config.js";
 import type { DenseFfnWeights, FfnWeights } from "../../graph/blocks.js";
 import type { LayerWeights, Lfm2Weights } from "./forward.js";
-import type { TensorSpec, PlacedTensors } from "../../runtime/weights.js";
+import type { PlacedTensors, TensorSpec } from "../../core/tensor-spec.js";
 
 /** The dense SwiGLU FFN of layer l with `ff` hidden units. */
 export function denseFfnTensors(c: Lfm2Config, l: number, ff = c.ffDim): TensorSpec[] {
@@ -44,6 +44,10 @@ export function lfm2Tensors(c: Lfm2Config, ffn: (l: number) => TensorSpec[] = (l
     }
     w.push(...ffn(l));
   }
+  // retrieval encoders (LFM2-ColBERT, LFM2.5-Embedding): projection after the final norm (and pooling)
+  const out = c.embeddingOut ?? D;
+  w.push({ name: "dense_2.weight", kind: "matrix", shape: [D, out], optional: true, group: -1 },
+    { name: "dense_2.bias", kind: "vector", shape: [out], optional: true, group: -1 });
   return w;
 }
 
@@ -64,5 +68,8 @@ export function bindLfm2(c: Lfm2Config, t: PlacedTensors, ffn: (l: number) => Ff
   }
   const embed = t.matrix("token_embd.weight");
   const finalNorm = t.has("token_embd_norm.weight") ? t.vector("token_embd_norm.weight") : t.vector("output_norm.weight");
-  return { embed, output: t.has("output.weight") ? t.matrix("output.weight") : embed, finalNorm, layers };
+  const w: Lfm2Weights = { embed, output: t.has("output.weight") ? t.matrix("output.weight") : embed, finalNorm, layers };
+  if (t.has("dense_2.weight")) w.denseOut = t.matrix("dense_2.weight");
+  if (t.has("dense_2.bias")) w.denseOutBias = t.vector("dense_2.bias");
+  return w;
 }

@@ -3,7 +3,7 @@
 import { Lfm2Error } from "../../errors.js";
 import { metaNumber, type GgufValue } from "../../formats/gguf.js";
 import type { MoeFfnWeights } from "../../graph/blocks.js";
-import type { PlacedTensors, TensorSpec } from "../../runtime/weights.js";
+import type { PlacedTensors, TensorSpec } from "../../core/tensor-spec.js";
 import { configFromGguf as lfm2Config, type Lfm2Config, type MoeConfig } from "../lfm2/config.js";
 import { bindDenseFfn, bindLfm2, denseFfnTensors, lfm2Tensors } from "../lfm2/tensors.js";
 import type { Lfm2Weights } from "../lfm2/forward.js";
