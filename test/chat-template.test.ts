@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -6,11 +6,8 @@ import { LFM2_CHAT_TEMPLATE, renderChat, type ChatMessage, type ToolDefinition }
 import { Lfm2Error } from "../src/errors.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const fixtureCandidates = [
-  resolve(here, "../../shared/fixtures/lfm2-tokenizer/chat_template.jinja"),
-  "/work/shared/fixtures/lfm2-tokenizer/chat_template.jinja",
-];
-const fixture = fixtureCandidates.find((p) => existsSync(p));
+// the official file, kept in the repository with its LICENSE and SOURCE.txt
+const fixture = resolve(here, "fixtures/lfm2-tokenizer/chat_template.jinja");
 
 const weatherTool: ToolDefinition = {
   name: "get_weather",
@@ -20,8 +17,8 @@ const weatherTool: ToolDefinition = {
 const weatherJson = '{"name": "get_weather", "description": "Current weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}';
 
 describe("LFM2_CHAT_TEMPLATE", () => {
-  it.skipIf(!fixture)("is byte-identical to the official chat_template.jinja", () => {
-    expect(LFM2_CHAT_TEMPLATE).toBe(readFileSync(fixture!, "utf8"));
+  it("is byte-identical to the official chat_template.jinja", () => {
+    expect(LFM2_CHAT_TEMPLATE).toBe(readFileSync(fixture, "utf8"));
   });
 
   it("has the official template's distinctive pieces", () => {

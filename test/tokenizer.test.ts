@@ -16,13 +16,14 @@ import { LFM2_PRETOKENIZER_REGEX } from "../src/text/tokenizer-json.js";
 import { preTokenize, Tokenizer, TokenType, toHfTokenizerConfig, toHfTokenizerJson } from "../src/text/tokenizer.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const fixtureDir = [resolve(here, "../../shared/fixtures/lfm2-tokenizer"), "/work/shared/fixtures/lfm2-tokenizer"].find((d) => existsSync(d));
-const readFixture = (name: string) => (fixtureDir ? JSON.parse(readFileSync(join(fixtureDir, name), "utf8")) : undefined);
+// Liquid AI's files, kept in the repository with their LICENSE and SOURCE.txt (tokenizer.json is not among them)
+const fixtureDir = resolve(here, "fixtures/lfm2-tokenizer");
+const readFixture = (name: string) => JSON.parse(readFileSync(join(fixtureDir, name), "utf8"));
 const vectors = readFixture("test-vectors.json");
 const realConfig = readFixture("tokenizer_config.json");
 const CHK_TXT: string = vectors?.llama_cpp_pretokenizer_hash.chktxt ??
   "\n \n\n \n\n\n \t \t\t \t\n  \n   \n    \n     \n🚀 (normal) 😶‍🌫️ (multiple emojis concatenated) ✅ 🦙🦙 3 33 333 3333 33333 333333 3333333 33333333 3.3 3..3 3...3 កាន់តែពិសេសអាច😁 ?我想在apple工作1314151天～ ------======= нещо на Български ''''''```````\"\"\"\"......!!!!!!?????? I've been 'told he's there, 'RE you sure? 'M not sure I'll make it, 'D you like some tea? We'Ve a'lL";
-const realJsonPath = [process.env.LFM2_TOKENIZER_JSON, fixtureDir && join(fixtureDir, "tokenizer.json")].find((p): p is string => !!p && existsSync(p));
+const realJsonPath = [process.env.LFM2_TOKENIZER_JSON, join(fixtureDir, "tokenizer.json")].find((p): p is string => !!p && existsSync(p));
 
 // ---- shared fixtures: one synthetic GGUF, one llama.cpp vocab-only load ---------------------------------
 
@@ -441,7 +442,7 @@ describe("HF tokenizer.json", () => {
     expect(code((j) => { j.pre_tokenizer.pretokenizers[0].pattern.Regex = j.pre_tokenizer.pretokenizers[0].pattern.Regex.replace("(?i:'s|'t|'re|'ve|'m|'ll|'d)", "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])"); })).toBe("ok");
   });
 
-  it.skipIf(!realConfig)("uses LFM2's real tokenizer_config.json (507 added tokens) like llama.cpp does", async () => {
+  it("uses LFM2's real tokenizer_config.json (507 added tokens) like llama.cpp does", async () => {
     // the synthetic BPE model with the real added tokens: ids up to 64399, "Mathias"/"python" user-defined
     const json = JSON.parse(JSON.stringify(toHfTokenizerJson(tok)));
     for (const t of ["Mathias", "python"]) delete json.model.vocab[t];
@@ -493,7 +494,7 @@ describe("HF tokenizer.json", () => {
 
   const realReason = realJsonPath ? "" : " [SKIPPED: no real LFM2 tokenizer.json — set LFM2_TOKENIZER_JSON or place tokenizer.json beside the fixtures]";
   if (!realJsonPath) console.warn(`tokenizer.test.ts: real-vocabulary vectors skipped:${realReason}`);
-  it.skipIf(!realJsonPath || !vectors)(`real LFM2 tokenizer.json reproduces test-vectors.json (HF AutoTokenizer ids, CHK_TXT sha256)${realReason}`, () => {
+  it.skipIf(!realJsonPath)(`real LFM2 tokenizer.json reproduces test-vectors.json (HF AutoTokenizer ids, CHK_TXT sha256)${realReason}`, () => {
     const raw = readFileSync(realJsonPath!);
     const real = Tokenizer.fromHfJson(JSON.parse(raw.toString("utf8")), realConfig);
     const facts = vectors.tokenizer_facts;
