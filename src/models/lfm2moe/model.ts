@@ -17,7 +17,8 @@ export function moeConfigFromGguf(meta: Map<string, GgufValue>): Lfm2Config {
     if (v === undefined) throw new Lfm2Error("BAD_METADATA", `missing metadata lfm2moe.${key}`);
     return v;
   };
-  const gating = metaNumber(meta, "lfm2moe.expert_gating_func") ?? SIGMOID_GATING;
+  // required, as in llama.cpp: LFM2-MoE routes with sigmoid scores; a softmax router would load and be wrong
+  const gating = num("expert_gating_func");
   if (gating !== SIGMOID_GATING) throw new Lfm2Error("BAD_METADATA", `lfm2moe.expert_gating_func ${gating} is not sigmoid (2)`);
   c.moe = { nExperts: num("expert_count"), nUsed: num("expert_used_count"), expertFfDim: num("expert_feed_forward_length"),
     leadingDense: num("leading_dense_block_count") };
