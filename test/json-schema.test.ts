@@ -338,7 +338,9 @@ describe("TokenConstraint + sampleConstrained", () => {
     expect([target, TOKENS.indexOf('"')]).toContain(got);
   });
 
-  it("is fast enough for a 65,536-token vocabulary", () => {
+  // Speed is measured by bench/json-schema-speed.ts; here the work is bounded by counting calls, so the
+  // test does not depend on how busy the machine is.
+  it("with a 65,536-token vocabulary, decodes each token once and checks it at most once per step", () => {
     const V = 65536;
     const r = new Mulberry32(5);
     const letters = "abcdefghijklmnopqrstuvwxyz";
@@ -349,11 +351,15 @@ describe("TokenConstraint + sampleConstrained", () => {
       for (let j = 0; j < n; j++) t += letters[Math.floor(r.next() * 26)];
       return i % 5 === 0 ? '"' + t : i % 7 === 0 ? t + '"' : t;
     });
-    const bigVocab = { vocabSize: V, tokenText: (id: number) => big[id]!, eogIds: [EOG], isSpecial: (id: number) => id === SPECIAL };
-    const c = new TokenConstraint(new JsonSchemaMatcher(person), bigVocab);
+    let decoded = 0;
+    const bigVocab = { vocabSize: V, tokenText: (id: number) => { decoded++; return big[id]!; }, eogIds: [EOG], isSpecial: (id: number) => id === SPECIAL };
+    const matcher = new JsonSchemaMatcher(person);
+    let checks = 0;
+    const canAccept = matcher.canAccept.bind(matcher);
+    matcher.canAccept = (t: string) => { checks++; return canAccept(t); };
+    const c = new TokenConstraint(matcher, bigVocab);
     const s = new Sampler({ temperature: 0.8, topK: 40, seed: 1 }, V);
     const logits = new Float32Array(V);
-    const t0 = performance.now();
     let steps = 0;
     let text = "";
     for (; steps < 200 && !c.finished; steps++) {
@@ -363,9 +369,9 @@ describe("TokenConstraint + sampleConstrained", () => {
       c.advance(id);
       if (id !== EOG) text += big[id];
     }
-    const msPerStep = (performance.now() - t0) / steps;
     expect(c.finished).toBe(true);
     expect(validate(JSON.parse(text), person)).toBe(true);
-    expect(msPerStep).toBeLessThan(60);
+    expect(decoded).toBeLessThanOrEqual(V); // token texts are cached across steps
+    expect(checks).toBeLessThanOrEqual(V * steps); // answers are cached within a step
   });
 });
