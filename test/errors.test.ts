@@ -12,6 +12,7 @@ import { encodeSafetensors } from "../src/formats/safetensors-writer.js";
 import { configFromGguf } from "../src/models/registry.js";
 import { mulberry32, syntheticGguf } from "../src/models/synthetic.js";
 import type { ByteSource } from "../src/io/source.js";
+import { HANG_GUARD_MS } from "./helpers/hang-guard.js";
 
 // ---- fixtures ---------------------------------------------------------------------------------
 
@@ -297,7 +298,7 @@ describe("typed errors: malformed GGUF files", () => {
       const ms = performance.now() - t0;
       expect(["OUT_OF_RANGE", "TRUNCATED"], `${what}: ${e.code} ${e.message}`).toContain(e.code);
       expect(e.message, what).toMatch(msg);
-      expect(ms, what).toBeLessThan(500);
+      expect(ms, what).toBeLessThan(HANG_GUARD_MS); // fails fast: nothing sized by the hostile count
     }
     expect(rssMb() - before).toBeLessThan(64);
   });
@@ -491,14 +492,14 @@ describe("typed errors: aborts", () => {
     const s = model.createSession({ contextLength: 512 });
     // 1) abort from a timer while decoding: the signal must be seen mid-way, not after maxTokens
     const ac = new AbortController();
-    let abortedAt = 0, n = 0;
-    setTimeout(() => { abortedAt = performance.now(); ac.abort(); }, 40);
+    let n = 0, nAtAbort = -1;
+    setTimeout(() => { nAtAbort = n; ac.abort(); }, 40);
     const noEnd = Object.fromEntries([...model.tokenizer!.eogIds].map((id) => [id, -Infinity])); // run until aborted
     const e = await rejection(drain(s.generate(prompt, { maxTokens: 500, temperature: 0.9, seed: 3, logitBias: noEnd, signal: ac.signal }), () => n++));
-    const latency = performance.now() - abortedAt;
     expect(e.code).toBe("ABORTED");
-    expect(abortedAt).toBeGreaterThan(0);
-    expect(latency).toBeLessThan(250);
+    expect(nAtAbort).toBeGreaterThanOrEqual(0);
+    // the signal is seen at the next token: no more than the token in flight after the abort
+    expect(n - nAtAbort).toBeLessThanOrEqual(1);
     expect(n).toBeLessThan(500);
     expect(s.position).toBeGreaterThanOrEqual(prompt.length);
     expect(s.position).toBeLessThanOrEqual(prompt.length + n);
@@ -552,7 +553,7 @@ describe("typed errors: regressions", () => {
       const b = microGguf({ nLayers: 1, attn: [0], meta: { "lfm2.block_count": { type: "u64", value: v }, "lfm2.attention.head_count_kv": { type: "u32", value: 1 } } });
       const t0 = performance.now();
       await expectCode(load(b), "BAD_METADATA", /layer count \d+ is out of range/);
-      expect(performance.now() - t0).toBeLessThan(500);
+      expect(performance.now() - t0).toBeLessThan(HANG_GUARD_MS);
     }
     const b = microGguf({ meta: { "lfm2.block_count": { type: "f32", value: 1.5 } } });
     await expectCode(load(b), "BAD_METADATA", /layer count 1.5/);

@@ -29,6 +29,7 @@ import { Lfm2Forward } from "../src/models/lfm2/forward.js";
 import { mulberry32, syntheticGguf } from "../src/models/synthetic.js";
 import { Tokenizer } from "../src/text/tokenizer.js";
 import type { ByteSource } from "../src/io/source.js";
+import { HANG_GUARD_MS } from "./helpers/hang-guard.js";
 import { BYTE_TO_CHAR } from "../src/text/byte-unicode.js";
 import { Arena, createMemory, MAX_BYTES } from "../bindings/arena.js";
 import { Shard } from "../bindings/shard.js";
@@ -41,7 +42,8 @@ const ONLY = process.env.FUZZ_ONLY === undefined ? undefined : Number(process.en
 const VERBOSE = !!process.env.FUZZ_VERBOSE;
 const FULL_EVERY_GGUF = 5;
 const FULL_EVERY_ST = 4;
-const CASE_LIMIT_MS = 2000;
+// a hang guard, not a speed check: one case is a few ms; fail-slow plans are caught by size checks
+const CASE_LIMIT_MS = HANG_GUARD_MS;
 
 // ---- random helpers ---------------------------------------------------------------------------
 
