@@ -8,6 +8,10 @@ import {
 } from "../../src/models/lfm2vl/preprocess.js";
 import { bytesFromDataUrl, decodeImageBytes, loadImage, rgbFromPixels } from "../../src/models/lfm2vl/image.js";
 import { mulberry32 } from "../../src/models/synthetic.js";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 const hfConfig = { do_normalize: true, do_rescale: true, rescale_factor: 1 / 255, image_mean: [0.5, 0.5, 0.5],
   image_std: [0.5, 0.5, 0.5], do_resize: false };
@@ -186,4 +190,57 @@ describe("LFM2-VL image inputs", () => {
       () => bytesFromDataUrl("https://example.com/a.png"), () => decodeImageBytes(new Uint8Array([0xff, 0xd8, 0xff, 0, 1, 2]))];
     for (const f of bad) expect(f).toThrow(expect.objectContaining({ code: "BAD_INPUT" }));
   });
+});
+
+// Pillow (Debian python3-pil, /usr/bin/python3) as the independent reference for the resize and decoders.
+const PY = "/usr/bin/python3";
+const pilReason = (() => {
+  try { execFileSync(PY, ["-c", "import PIL"], { stdio: "ignore" }); return null; } catch { return `no Pillow for ${PY} (apt-get install python3-pil)`; }
+})();
+const photo = join(process.cwd(), ".cache/llama-tools/src/tools/mtmd/test-1.jpeg");
+
+describe.skipIf(pilReason !== null)(`LFM2-VL vs Pillow ${pilReason ? `(skipped: ${pilReason})` : ""}`, () => {
+  const pil = (script: string, ...args: string[]) => execFileSync(PY, ["-c", script, ...args], { maxBuffer: 1 << 28 });
+  const RESIZE = `import sys; from PIL import Image
+w,h,W,H=map(int,sys.argv[2:6]); im=Image.frombytes("RGB",(w,h),open(sys.argv[1],"rb").read())
+sys.stdout.buffer.write(im.resize((W,H), Image.Resampling.BILINEAR).tobytes())`;
+
+  it("resize is bit-identical to Image.resize(BILINEAR) on synthetic and real images", () => {
+    const dir = mkdtempSync(join(tmpdir(), "lfm2vl-"));
+    const inputs: Array<{ name: string; img: { data: Uint8Array; width: number; height: number } }> = [
+      { name: "gradient 333x211", img: { data: randomRgb(333, 211, 5), width: 333, height: 211 } },
+      { name: "noise 40x1000", img: { data: new Uint8Array(40 * 1000 * 3).map((_, i) => (i * 7919 + (i >> 5) * 31) % 256), width: 40, height: 1000 } },
+    ];
+    if (existsSync(photo)) {
+      const raw = pil(`import sys; from PIL import Image; im=Image.open(sys.argv[1]).convert("RGB"); print(im.size[0], im.size[1]); sys.stdout.flush(); sys.stdout.buffer.write(im.tobytes())`, photo);
+      const nl = raw.indexOf(10);
+      const [w, h] = raw.subarray(0, nl).toString().split(" ").map(Number);
+      inputs.push({ name: `photo ${w}x${h}`, img: { data: new Uint8Array(raw.subarray(nl + 1)), width: w, height: h } });
+    }
+    for (const { name, img } of inputs) {
+      const file = join(dir, "in.rgb");
+      writeFileSync(file, img.data);
+      const plan = planImage(img.width, img.height);
+      const targets = new Set([...plan.tiles.map((t) => `${t.resizeWidth}x${t.resizeHeight}`), "512x512", "17x301", "1000x37"]);
+      for (const t of targets) {
+        const [W, H] = t.split("x").map(Number);
+        const ref = new Uint8Array(pil(RESIZE, file, String(img.width), String(img.height), String(W), String(H)));
+        const ours = resizeBilinear(img, W, H).data;
+        let diff = 0;
+        for (let i = 0; i < ref.length; i++) if (ref[i] !== ours[i]) diff++;
+        expect(diff, `${name} → ${t}: bytes differing from Pillow`).toBe(0);
+      }
+    }
+  }, 120_000);
+
+  it.skipIf(!existsSync(photo))("jpeg-js decodes llama.cpp's test-1.jpeg close to libjpeg (Pillow): mean |diff| < 1", () => {
+    const raw = pil(`import sys; from PIL import Image; sys.stdout.buffer.write(Image.open(sys.argv[1]).convert("RGB").tobytes())`, photo);
+    const ours = decodeImageBytes(new Uint8Array(readFileSync(photo)));
+    expect(ours.data.length).toBe(raw.length);
+    let max = 0, sum = 0;
+    for (let i = 0; i < raw.length; i++) { const d = Math.abs(raw[i] - ours.data[i]); max = Math.max(max, d); sum += d; }
+    // JPEG decoders legitimately differ in IDCT rounding and chroma upsampling (measured: max 14, mean 0.70)
+    console.log(`jpeg-js vs libjpeg on ${ours.width}x${ours.height}: max |diff| ${max}, mean ${(sum / raw.length).toFixed(4)}`);
+    expect(sum / raw.length).toBeLessThan(1);
+  }, 60_000);
 });
