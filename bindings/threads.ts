@@ -57,12 +57,16 @@ interface AnyWorker { postMessage(m: unknown): void; terminate(): unknown }
 
 const isNodeLike = typeof process !== "undefined" && !!process.versions?.node && typeof (globalThis as any).Deno === "undefined";
 
+// Deno too: its node:worker_threads workers can be unref'd; its Web Workers always keep the process alive
+const hasNodeWorkers = isNodeLike || typeof (globalThis as any).Deno?.version?.deno === "string";
+
 async function spawn(): Promise<{ worker: AnyWorker; onMessage: (f: (m: unknown) => void) => void }> {
-  if (isNodeLike) {
+  if (hasNodeWorkers) {
     const { Worker } = await import("node:worker_threads");
     const w = new Worker(WORKER_SOURCE, { eval: true });
     w.unref();
-    return { worker: w, onMessage: (f) => w.on("message", f) };
+    // once: a lasting "message" listener refs the worker again and keeps the process alive
+    return { worker: w, onMessage: (f) => w.once("message", f) };
   }
   const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "text/javascript" }));
   // Deno only runs module workers ("Classic workers are not supported"); the source works as either.

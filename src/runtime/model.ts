@@ -11,11 +11,12 @@ import { hfSource, isHfSpec } from "../io/hub.js";
 import { assertWholeGguf, isSplitSource, openSplitParts, parseSplitName, splitSource, streamSplitGguf } from "../io/split.js";
 import { cachedUrlSource, type ModelCacheMode } from "../io/browser-cache.js";
 import { openSource, streamSource, type ByteSource, type ProgressCallback, type SourceInput } from "../io/source.js";
-import { Session, type SessionOptions } from "./session.js";
+import { optionsObject, Session, type SessionOptions } from "./session.js";
+import { checkSignal, drain, exclusive, FifoLock } from "./lock.js";
 import type { Lfm2Config } from "../models/lfm2/config.js";
 import { architecture, configFromGguf, configFromHf } from "../models/registry.js";
 import { Lfm2Forward } from "../models/lfm2/forward.js";
-import { Tokenizer } from "../text/tokenizer.js";
+import { assertVocabFits, Tokenizer } from "../text/tokenizer.js";
 import type { ChatMessage } from "../text/chat-template.js";
 import type { ChatDelta, ChatOptions, ChatResult } from "../generate/generate.js";
 import { groupBytes, packGroups, planWeights } from "./weights.js";
@@ -64,36 +65,59 @@ export interface ModelInfo {
 
 export class Model {
   private chatSession: Session | null = null;
+  /** model.chat / chatStream share one session: they queue here (FIFO) and may replace it. */
+  private chatLock = new FifoLock();
   constructor(readonly info: ModelInfo, private fwd: Lfm2Forward, private shards: Shard[],
     /** The model's tokenizer (null if the file carries none). */
     readonly tokenizer: Tokenizer | null, readonly chatTemplate: string | undefined) {}
 
-  /** Chat with the model (OpenAI-style messages); turns reuse one internal session's cache. */
+  /**
+   * Chat with the model (OpenAI-style messages); turns reuse one internal session's cache. Calls are
+   * queued in arrival order; each returns what it would alone after the earlier ones.
+   */
   chat(messages: ChatMessage[], opts: ChatOptions & { contextLength?: number } = {}): Promise<ChatResult> {
-    return this.defaultSession(opts.contextLength).chat(messages, opts);
+    return drain(this.chatStream(messages, opts));
   }
 
+  /** Streaming chat; holds the model's chat session from the first next() until it ends or is returned. */
   chatStream(messages: ChatMessage[], opts: ChatOptions & { contextLength?: number } = {}): AsyncGenerator<ChatDelta, ChatResult> {
-    return this.defaultSession(opts.contextLength).chatStream(messages, opts);
+    return this.chatHeld(messages, opts);
+  }
+
+  private async *chatHeld(messages: ChatMessage[], options: ChatOptions & { contextLength?: number } | undefined): AsyncGenerator<ChatDelta, ChatResult> {
+    const { contextLength, ...opts } = optionsObject(options, "chat options");
+    const signal = checkSignal(opts.signal);
+    return yield* exclusive(this.chatLock, signal, () => this.defaultSession(contextLength).chatStream(messages, opts));
   }
 
   private defaultSession(ctx?: number): Session {
     if (!this.chatSession || (ctx !== undefined && ctx !== this.chatSession.contextLength)) {
+      if (ctx !== undefined && (!Number.isInteger(ctx) || ctx < 1)) {
+        throw new Lfm2Error("BAD_INPUT", `contextLength must be a positive integer, got ${String(ctx)}`);
+      }
+      // free the old cache first, so the new one can take its place in memory
       this.chatSession?.dispose();
+      this.chatSession = null;
       this.chatSession = this.createSession({ contextLength: ctx });
     }
     return this.chatSession;
   }
 
-  /** Stop worker threads. The model must not be used afterwards. */
-  dispose(): void { for (const s of this.shards) s.stopThreads(); }
-
-  createSession(opts: SessionOptions = {}): Session {
-    const ctx = opts.contextLength ?? Math.min(4096, this.info.config.contextLength);
-    return new Session(this.fwd, { ...opts, contextLength: ctx }, this.tokenizer, this.chatTemplate);
+  /** Stop worker threads and free the chat session. Idle threads never keep a process alive. */
+  dispose(): void {
+    this.chatSession?.dispose();
+    this.chatSession = null;
+    for (const s of this.shards) s.stopThreads();
   }
 
-  /** Bytes of WebAssembly memory in use (weights, scratch, sessions), over all shards. */
+
+  createSession(opts: SessionOptions = {}): Session {
+    const o = optionsObject(opts, "session options");
+    const ctx = o.contextLength ?? Math.min(4096, this.info.config.contextLength);
+    return new Session(this.fwd, { ...o, contextLength: ctx }, this.tokenizer, this.chatTemplate);
+  }
+
+  /** Bytes of WebAssembly memory reserved (weights, scratch, sessions), over all shards; never shrinks. */
   get memoryBytes(): number { return this.shards.reduce((a, s) => a + s.bytes, 0); }
 }
 
@@ -196,6 +220,19 @@ async function resolveInput(input: ModelInput, opts: LoadOptions): Promise<Resol
   };
 }
 
+/** Hardware threads of this machine (Node 20 has no navigator: ask node:os). */
+async function hardwareThreads(): Promise<number> {
+  const n = (globalThis as any).navigator?.hardwareConcurrency;
+  if (Number.isInteger(n) && n > 0) return n;
+  if (typeof process !== "undefined" && process.versions?.node) {
+    try {
+      const os = await import("node:os");
+      return Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+    } catch { /* no node:os (a bundler stub): fall through */ }
+  }
+  return 2;
+}
+
 /** Default weight bytes per shard: the rest of the 4 GiB holds the KV cache, scratch and growth. */
 const SHARD_CAPACITY = Math.floor(MAX_BYTES * 0.85);
 
@@ -205,16 +242,26 @@ const SHARD_CAPACITY = Math.floor(MAX_BYTES * 0.85);
  * straight into WebAssembly memory — several memories when they exceed one; every malformed input
  * ends in an Lfm2Error.
  */
-export async function loadModel(input: ModelInput, opts: LoadOptions = {}): Promise<Model> {
+export async function loadModel(input: ModelInput, options: LoadOptions = {}): Promise<Model> {
+  const opts = optionsObject(options, "load options");
+  checkSignal(opts.signal);
   throwIfAborted(opts.signal);
+  if (opts.threads !== undefined && !(typeof opts.threads === "number" && Number.isInteger(opts.threads) && opts.threads >= 1)) {
+    throw new Lfm2Error("BAD_INPUT", `threads must be a positive integer, got ${String(opts.threads)}`);
+  }
+  const cores = await hardwareThreads();
   const r = await resolveInput(input, opts);
   const src = r.src;
   const parse = (prefix: Uint8Array): Header | undefined => {
     try { return r.parse(prefix, src.size); } catch (e) { if (e instanceof NeedMoreBytes) return undefined; throw e; }
   };
-  const cores = (globalThis as any).navigator?.hardwareConcurrency ?? 2;
-  let threads = Math.max(1, Math.floor(opts.threads ?? Math.min(4, cores)));
+  let threads = opts.threads ?? Math.min(4, cores);
   let threadsNote: string | undefined;
+  if (threads > cores) {
+    // more threads than cores only time-slice: each hand-off waits for a descheduled worker
+    threadsNote = `threads capped at this machine's ${cores} hardware threads (asked for ${threads})`;
+    threads = cores;
+  }
   if (threads > 1 && !canShareMemory()) {
     threads = 1;
     threadsNote = "shared WebAssembly memory is unavailable here (no SharedArrayBuffer or not cross-origin isolated)";
@@ -264,6 +311,9 @@ export async function loadModel(input: ModelInput, opts: LoadOptions = {}): Prom
   const widest = Math.max(c.hiddenSize * 3, c.ffDim, c.moe?.expertFfDim ?? 0, c.kvHeads.some((h) => h > 0) ? c.nHeads * c.headDim : 0);
   for (const s of shards) s.initOps(widest, chunk);
   const layerShard = Array.from({ length: c.nLayers }, (_, l) => shardOf.get(l)!);
+  const tokenizer = r.tokenizer(header);
+  // a vocabulary past the embedding rows would load, then fail (or read out of bounds) on every prompt
+  if (tokenizer) assertVocabFits(tokenizer, c.vocabSize);
   const fwd = new Lfm2Forward(c, weights, { shards, headShard: shardOf.get(-1)!, layerShard }, chunk);
   if (threads > 1) {
     try {
@@ -286,5 +336,5 @@ export async function loadModel(input: ModelInput, opts: LoadOptions = {}): Prom
     architecture: c.architecture, name: typeof name === "string" ? name : undefined, format: r.format, config: c,
     tensorTypes: types, parameters: params, weightBytes: plan!.weightBytes, wasmVariant: variant, shards: shardInfo,
     threads, threadsNote, metadata: header.metadata,
-  }, fwd, shards, r.tokenizer(header), r.chatTemplate(header));
+  }, fwd, shards, tokenizer, r.chatTemplate(header));
 }

@@ -4,6 +4,7 @@
 //   for each layer: h += ShortConv(RMSNorm(h)) or GQA(RMSNorm(h)); h += FFN(RMSNorm(h))  (SwiGLU or MoE)
 //   out = RMSNorm(h) → logits of the last token (· Eᵀ or output.weight), or every token's hidden state
 // Layers may live on different shards (WebAssembly memories); h is copied when the shard changes.
+import { fmt, MAX_BYTES, type Arena } from "../../../bindings/arena.js";
 import { copyF32, type Shard } from "../../../bindings/shard.js";
 import { Lfm2Error } from "../../errors.js";
 import { attention, BlockContext, moeFfn, rmsNorm, shortConv, swigluFfn, type AttnWeights, type ConvWeights, type FfnWeights } from "../../graph/blocks.js";
@@ -35,8 +36,6 @@ export class Lfm2Forward {
   private logits: number;
   private stepCount = 0;
   private rope: Float32Array;
-  /** States of disposed sessions, reused by later ones. */
-  private spare: Lfm2State[] = [];
 
   constructor(readonly cfg: Lfm2Config, readonly w: Lfm2Weights, readonly place: Placement, readonly maxTok: number) {
     if (!cfg.causal) throw new Lfm2Error("UNSUPPORTED_ARCH", "bidirectional LFM2 (non-causal attention, centred short conv) is not supported by this forward pass");
@@ -56,22 +55,49 @@ export class Lfm2Forward {
   /** The first shard's typed ops (single-shard models: the only one). */
   get ops() { return this.head.ops; }
 
-  /** State for `capacity` positions (KV cache in fp16): a disposed session's if one is big enough. */
+  /**
+   * State for `capacity` positions (KV cache in fp16, conv states in f32). Its blocks come from the
+   * arenas' free lists; if they do not all fit, nothing is taken (and no memory grows) before the
+   * MODEL_TOO_LARGE error.
+   */
   allocState(capacity: number): Lfm2State {
-    const i = this.spare.findIndex((s) => s.capacity >= capacity);
-    if (i >= 0) return this.spare.splice(i, 1)[0];
     const c = this.cfg;
+    const sizes = Array.from({ length: c.nLayers }, (_, l) => {
+      const kvw = c.kvHeads[l] * c.headDim;
+      return kvw ? [capacity * kvw * 2, capacity * kvw * 2] : [(c.convL - 1) * c.hiddenSize * 4];
+    });
+    const perArena = new Map<Arena, number[]>();
+    sizes.forEach((b, l) => { const a = this.layerCx(l).shard.arena; perArena.set(a, [...(perArena.get(a) ?? []), ...b]); });
+    for (const [a, b] of perArena) {
+      if (!a.fits(b)) {
+        const total = b.reduce((x, y) => x + y, 0);
+        throw new Lfm2Error("MODEL_TOO_LARGE", `a session of ${capacity} positions needs ${fmt(total)} more WebAssembly memory ` +
+          `beside ${fmt(a.liveBytes)} in use; one memory holds at most ${fmt(MAX_BYTES)}: use a smaller context length`);
+      }
+    }
     const s: Lfm2State = { capacity, k: [], v: [], conv: [] };
-    for (let l = 0; l < c.nLayers; l++) {
-      const a = this.layerCx(l).shard.arena, kvw = c.kvHeads[l] * c.headDim;
-      s.k.push(kvw ? a.alloc(capacity * kvw * 2) : 0);
-      s.v.push(kvw ? a.alloc(capacity * kvw * 2) : 0);
-      s.conv.push(kvw ? 0 : a.alloc((c.convL - 1) * c.hiddenSize * 4));
+    try {
+      for (let l = 0; l < c.nLayers; l++) {
+        const a = this.layerCx(l).shard.arena, kvw = c.kvHeads[l] * c.headDim;
+        s.k.push(kvw ? a.alloc(sizes[l][0]) : 0);
+        s.v.push(kvw ? a.alloc(sizes[l][1]) : 0);
+        s.conv.push(kvw ? 0 : a.alloc(sizes[l][0]));
+      }
+    } catch (e) {
+      this.releaseState(s); // the host refused to grow the memory: give back what was taken
+      throw e;
     }
     return s;
   }
 
-  releaseState(s: Lfm2State): void { this.spare.push(s); }
+  /** Free a state's blocks for later sessions (the state must not be used afterwards). */
+  releaseState(s: Lfm2State): void {
+    for (let l = 0; l < s.conv.length || l < s.k.length; l++) {
+      const a = this.layerCx(l).shard.arena;
+      for (const p of [s.k[l], s.v[l], s.conv[l]]) if (p) a.free(p);
+    }
+    s.k = []; s.v = []; s.conv = [];
+  }
 
   private convView(s: Lfm2State, l: number): Float32Array {
     return this.layerCx(l).shard.arena.f32(s.conv[l], (this.cfg.convL - 1) * this.cfg.hiddenSize);
