@@ -7,6 +7,7 @@ export { rmsNorm } from "./norm";
 export { ropeNeox } from "./rope";
 export { kvStore, attention, attentionTiles, attentionTileScratch } from "./attention";
 export { shortConv } from "./shortconv";
+export { shortConvCentred } from "./shortconv-centred";
 export { swiglu, addInPlace } from "./activations";
 export { repackQ4_0, repackQ8_0, dequantRowQ4_0x4, dequantRowQ8_0x4, matmulQ4_0x4, matmulQ8_0x4 } from "./matmul-x4";
 export { repackQ4_K, repackQ6_K, dequantRowQ4_Kx4, dequantRowQ6_Kx4, matmulQ4_Kx4, matmulQ6_Kx4 } from "./matmul-kx4";

@@ -24,6 +24,7 @@ export interface KernelExports {
     causal: number, scale: number, tileTok: number, u0: number, u1: number, scratch: P): void;
   attentionTileScratch(group: number, dh: number, tileTok: number, kvLen: number): number;
   shortConv(bcx: P, wT: P, state: P, y: P, d: number, L: number, nTok: number): void;
+  shortConvCentred(bcx: P, wT: P, y: P, d: number, L: number, nTok: number): void;
   swiglu(g: P, u: P, out: P, n: number): void;
   addInPlace(a: P, b: P, n: number): void;
 }

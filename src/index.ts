@@ -10,5 +10,6 @@ export { Sampler, LFM2_DEFAULT_SAMPLING, type SamplingOptions } from "./generate
 export type { GenerateOptions, GenerateDelta, GenerateResult, ChatOptions, ChatDelta, ChatResult, FinishReason, Usage } from "./generate/generate.js";
 export { syntheticGguf, type SyntheticOptions } from "./models/synthetic.js";
 export { clearModelCache, type ModelCacheMode } from "./io/browser-cache.js";
+export { createIndex, LateInteractionIndex, type IndexOptions, type SearchHit } from "./models/colbert/index.js";
 export { resolveHf, downloadHf, hfSource, type HfResolved, type HfDownloaded } from "./io/hub.js";
 export { createOpenAIHandler, type OpenAIHandlerOptions, type ServableModel, type FetchHandler } from "./server/openai.js";

@@ -20,6 +20,7 @@ import { assertVocabFits, Tokenizer } from "../text/tokenizer.js";
 import type { ChatMessage } from "../text/chat-template.js";
 import type { ChatDelta, ChatOptions, ChatResult } from "../generate/generate.js";
 import { groupBytes, packGroups, planWeights } from "./weights.js";
+import { Encoder, maxSim, type EmbedOptions, type Embedding, type RetrievalConfig } from "../models/colbert/encoder.js";
 
 export interface LoadOptions extends WasmOptions {
   onProgress?: ProgressCallback;
@@ -38,6 +39,8 @@ export interface LoadOptions extends WasmOptions {
    * Default 85% of 4 GiB, leaving room for the KV cache and scratch beside the weights.
    */
   maxShardBytes?: number;
+  /** Bidirectional or pooled encoders take a whole sequence in one step: its most tokens (default 512). */
+  encoderLength?: number;
 }
 
 /** Where the weights live: one entry per WebAssembly memory. */
@@ -63,13 +66,20 @@ export interface ModelInfo {
   metadata: Map<string, GgufValue>;
 }
 
+export interface ModelEmbed {
+  (text: string, opts?: EmbedOptions): Promise<Embedding>;
+  (texts: string[], opts?: EmbedOptions): Promise<Float32Array[]>;
+}
+
 export class Model {
   private chatSession: Session | null = null;
   /** model.chat / chatStream share one session: they queue here (FIFO) and may replace it. */
   private chatLock = new FifoLock();
   constructor(readonly info: ModelInfo, private fwd: Lfm2Forward, private shards: Shard[],
     /** The model's tokenizer (null if the file carries none). */
-    readonly tokenizer: Tokenizer | null, readonly chatTemplate: string | undefined) {}
+    readonly tokenizer: Tokenizer | null, readonly chatTemplate: string | undefined) {
+    if (this.isEncoder) this.embed = ((input: string | string[], opts?: EmbedOptions) => this.embedAny(input, opts)) as ModelEmbed;
+  }
 
   /**
    * Chat with the model (OpenAI-style messages); turns reuse one internal session's cache. Calls are
@@ -101,6 +111,35 @@ export class Model {
       this.chatSession = this.createSession({ contextLength: ctx });
     }
     return this.chatSession;
+  }
+
+  private enc: Encoder | null = null;
+  private get encoder(): Encoder { return (this.enc ??= new Encoder(this.fwd, this.tokenizer)); }
+  /** True for retrieval / embedding models: a dense_2 projection, a pooling type or a bidirectional trunk. */
+  get isEncoder(): boolean {
+    const c = this.info.config;
+    return c.embeddingOut !== undefined || c.pooling !== undefined || !c.causal || this.fwd.w.denseOut !== undefined;
+  }
+  /** Query/document prefixes, lengths, expansion and skiplist used by embedQuery / embedDocuments. */
+  get retrieval(): RetrievalConfig { return this.encoder.retrieval; }
+  set retrieval(r: RetrievalConfig) { this.encoder.retrieval = { ...r }; }
+  /**
+   * Encoders only (undefined on text-generation models, so servers can tell): a text's raw vectors, one
+   * row per token (BOS included) or one row for a pooled model. An array of texts (the OpenAI
+   * /v1/embeddings seam) gives one vector per text and needs a pooled model.
+   */
+  readonly embed?: ModelEmbed;
+  /** A retrieval query: prefixed, length-limited, L2-normalised rows. */
+  async embedQuery(text: string): Promise<Embedding> { return this.encoder.embedQuery(text); }
+  /** Retrieval documents: prefixed, length-limited, skiplist dropped, L2-normalised rows. */
+  async embedDocuments(texts: string[]): Promise<Embedding[]> { return this.encoder.embedDocuments(texts); }
+  /** ColBERT MaxSim score of a query against a document. */
+  maxSim(q: Embedding, d: Embedding): number { return maxSim(q, d); }
+
+  private async embedAny(input: string | string[], opts?: EmbedOptions): Promise<Embedding | Float32Array[]> {
+    if (!Array.isArray(input)) return this.encoder.embed(input, opts);
+    if (!this.encoder.pooled) throw new Lfm2Error("BAD_INPUT", "a per-token (ColBERT) model gives one vector per token: call embed(text)");
+    return input.map((t) => this.encoder.embed(t, opts).vectors);
   }
 
   /** Stop worker threads and free the chat session. Idle threads never keep a process alive. */
@@ -309,12 +348,16 @@ export async function loadModel(input: ModelInput, options: LoadOptions = {}): P
   const placed = plan!.finish((arena) => shards.find((s) => s.arena === arena)!.kernels);
   const weights = architecture(c.architecture).bind(c, placed);
   const widest = Math.max(c.hiddenSize * 3, c.ffDim, c.moe?.expertFfDim ?? 0, c.kvHeads.some((h) => h > 0) ? c.nHeads * c.headDim : 0);
-  for (const s of shards) s.initOps(widest, chunk);
+  // a bidirectional or pooled encoder sees the whole sequence in one step
+  const encLen = opts.encoderLength ?? 512;
+  if (!Number.isInteger(encLen) || encLen < 1 || encLen > 8192) throw new Lfm2Error("BAD_INPUT", `encoderLength must be an integer in 1..8192, got ${encLen}`);
+  const stepTokens = !c.causal || (c.pooling ?? 0) !== 0 ? Math.max(chunk, encLen) : chunk;
+  for (const s of shards) s.initOps(widest, stepTokens);
   const layerShard = Array.from({ length: c.nLayers }, (_, l) => shardOf.get(l)!);
   const tokenizer = r.tokenizer(header);
   // a vocabulary past the embedding rows would load, then fail (or read out of bounds) on every prompt
   if (tokenizer) assertVocabFits(tokenizer, c.vocabSize);
-  const fwd = new Lfm2Forward(c, weights, { shards, headShard: shardOf.get(-1)!, layerShard }, chunk);
+  const fwd = new Lfm2Forward(c, weights, { shards, headShard: shardOf.get(-1)!, layerShard }, stepTokens);
   if (threads > 1) {
     try {
       for (const s of shards) await s.startThreads(threads, module);

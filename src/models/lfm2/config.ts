@@ -23,6 +23,10 @@ export interface Lfm2Config {
   /** false: bidirectional encoder (non-causal attention). */
   causal: boolean;
   moe?: MoeConfig;
+  /** Retrieval encoders: width of the `dense_2` projection (`embedding_length_out`). */
+  embeddingOut?: number;
+  /** `pooling_type` as llama.cpp numbers it: 0 none (one vector per token), 1 mean, 2 cls (first), 3 last. */
+  pooling?: number;
 }
 
 export const isAttention = (c: Lfm2Config, l: number) => c.kvHeads[l] > 0;
@@ -67,6 +71,9 @@ export function configFromGguf(meta: Map<string, GgufValue>, arch = "lfm2"): Lfm
     contextLength: metaNumber(meta, k("context_length")) ?? 128000,
     causal: causal === undefined ? true : causal === true,
   };
+  const out = metaNumber(meta, k("embedding_length_out")), pooling = metaNumber(meta, k("pooling_type"));
+  if (out !== undefined) cfg.embeddingOut = out;
+  if (pooling !== undefined) cfg.pooling = pooling;
   validateConfig(cfg);
   return cfg;
 }
@@ -130,6 +137,14 @@ export function validateConfig(c: Lfm2Config) {
   if (c.convL < 2) throw new Lfm2Error("BAD_METADATA", `conv length ${c.convL} is out of range (the short conv keeps L-1 >= 1 past inputs)`);
   if (!(c.normEps > 0 && c.normEps < 1)) throw new Lfm2Error("BAD_METADATA", `rms epsilon ${c.normEps} is out of range`);
   if (!(c.ropeTheta > 0)) throw new Lfm2Error("BAD_METADATA", `rope base ${c.ropeTheta} is out of range`);
+  if (c.embeddingOut !== undefined && (!Number.isInteger(c.embeddingOut) || c.embeddingOut < 1 || c.embeddingOut > 1 << 16)) {
+    throw new Lfm2Error("BAD_METADATA", `embedding_length_out ${c.embeddingOut} is out of range`);
+  }
+  if (c.pooling !== undefined && ![0, 1, 2, 3].includes(c.pooling)) {
+    throw new Lfm2Error("BAD_METADATA", `pooling_type ${c.pooling} is not supported (0 none, 1 mean, 2 cls, 3 last)`);
+  }
+  // the centred window needs as many taps after the token as before it
+  if (!c.causal && c.convL % 2 === 0) throw new Lfm2Error("BAD_METADATA", `a bidirectional model needs an odd conv length, got ${c.convL}`);
 }
 
 /** Shapes of the published dense sizes (spec §2.1), used by the synthetic-model generator. */

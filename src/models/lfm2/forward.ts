@@ -18,7 +18,11 @@ export interface LayerWeights {
   ffn: FfnWeights;
 }
 
-export interface Lfm2Weights { embed: Matrix; output: Matrix; finalNorm: number; layers: LayerWeights[] }
+export interface Lfm2Weights {
+  embed: Matrix; output: Matrix; finalNorm: number; layers: LayerWeights[];
+  /** Retrieval encoders: `dense_2` projection {D → embeddingOut} applied after the final norm and pooling. */
+  denseOut?: Matrix; denseOutBias?: number;
+}
 
 /** Where each part of the model lives: the head (embedding, final norm, LM head) and every layer. */
 export interface Placement { shards: Shard[]; headShard: number; layerShard: number[] }
@@ -28,17 +32,20 @@ export interface Lfm2State { capacity: number; k: number[]; v: number[]; conv: n
 
 /** The input of a step: token ids, or precomputed input embeddings (T rows of hiddenSize floats). */
 export type StepInput = ArrayLike<number> | { embeddings: Float32Array };
-/** What a step returns: the last token's logits, every token's final hidden state, or nothing. */
-export type StepOutput = "logits" | "hidden" | "none";
+/**
+ * What a step returns: the last token's logits, every token's final hidden state, the embedding
+ * (final norm → pooling per `cfg.pooling` → dense_2; one row per token when not pooled), or nothing.
+ */
+export type StepOutput = "logits" | "hidden" | "embedding" | "none";
 
 export class Lfm2Forward {
   private cx = new Map<Shard, BlockContext>();
   private logits: number;
+  private embedOut = 0;
   private stepCount = 0;
   private rope: Float32Array;
 
   constructor(readonly cfg: Lfm2Config, readonly w: Lfm2Weights, readonly place: Placement, readonly maxTok: number) {
-    if (!cfg.causal) throw new Lfm2Error("UNSUPPORTED_ARCH", "bidirectional LFM2 (non-causal attention, centred short conv) is not supported by this forward pass");
     const kvWidth = Math.max(...cfg.kvHeads) * cfg.headDim;
     const ffDim = Math.max(cfg.ffDim, ...w.layers.map((L) => (L.ffn.kind === "dense" ? L.ffn.gate.nOut : 0)));
     const dims = { hiddenSize: cfg.hiddenSize, ffDim, nHeads: cfg.nHeads, headDim: cfg.headDim, kvWidth };
@@ -127,6 +134,8 @@ export class Lfm2Forward {
     const emb = "embeddings" in input ? input.embeddings : null;
     const T = emb ? emb.length / D : (input as ArrayLike<number>).length;
     if (!Number.isInteger(T) || T < 1 || T > this.maxTok) throw new Lfm2Error("BAD_INPUT", `a step takes 1..${this.maxTok} tokens, got ${T}`);
+    // every token of a bidirectional model sees every other: the sequence must be one step from position 0
+    if (!c.causal && pos0 !== 0) throw new Lfm2Error("BAD_INPUT", "a bidirectional model encodes a whole sequence in one step from position 0");
     this.stepCount++;
     let cx = this.head;
     if (emb) cx.shard.arena.f32(cx.h, T * D).set(emb);
@@ -136,7 +145,7 @@ export class Lfm2Forward {
       const L = w.layers[l];
       cx = this.moveTo(cx, this.layerCx(l), T);
       rmsNorm(cx, cx.h, L.attnNorm, cx.u, D, T, eps);
-      if (L.conv) shortConv(cx, L.conv, s.conv[l], cx.u, cx.o, T, c.convL);
+      if (L.conv) shortConv(cx, L.conv, s.conv[l], cx.u, cx.o, T, c.convL, c.causal);
       else {
         if (cx.ropeStep !== this.stepCount) { cx.shard.arena.f32(cx.cs, T * c.headDim).set(this.rope.subarray(0, T * c.headDim)); cx.ropeStep = this.stepCount; }
         attention(cx, L.attn!, s.k[l], s.v[l], cx.u, cx.o, pos0, T,
@@ -155,10 +164,38 @@ export class Lfm2Forward {
       rmsNorm(cx, cx.h, w.finalNorm, cx.u, D, T, eps);
       return a.f32(cx.u, T * D);
     }
+    if (want === "embedding") return this.embedding(cx, T);
     const last = cx.h + (T - 1) * D * 4;
     rmsNorm(cx, last, w.finalNorm, cx.u, D, 1, eps);
     cx.ops.matmul(w.output, cx.ops.act(cx.u, D, 1), this.logits);
     return a.f32(this.logits, c.vocabSize);
+  }
+
+  /** llama.cpp's order: final norm → pooling (mean / first / last token) → dense_2 (+ bias). */
+  private embedding(cx: BlockContext, T: number): Float32Array {
+    const { cfg: c, w } = this, D = c.hiddenSize, a = cx.shard.arena;
+    rmsNorm(cx, cx.h, w.finalNorm, cx.u, D, T, c.normEps);
+    const pooling = c.pooling ?? 0;
+    let rows = T;
+    if (pooling !== 0) {
+      const h = a.f32(cx.u, T * D), pooled = new Float32Array(D);
+      if (pooling === 1) { // mean: Σ_t h_t · (1/T), as ggml multiplies by a 1/T vector
+        const inv = Math.fround(1 / T);
+        for (let t = 0; t < T; t++) for (let j = 0; j < D; j++) pooled[j] += h[t * D + j] * inv;
+      } else pooled.set(h.subarray(pooling === 2 ? 0 : (T - 1) * D, (pooling === 2 ? 0 : T - 1) * D + D));
+      h.set(pooled);
+      rows = 1;
+    }
+    if (!w.denseOut) return a.f32(cx.u, rows * D);
+    const out = w.denseOut.nOut;
+    if (!this.embedOut) this.embedOut = a.alloc(this.maxTok * out * 4);
+    cx.ops.matmul(w.denseOut, cx.ops.act(cx.u, D, rows), this.embedOut);
+    const y = a.f32(this.embedOut, rows * out);
+    if (w.denseOutBias) {
+      const b = a.f32(w.denseOutBias, out);
+      for (let r = 0; r < rows; r++) for (let j = 0; j < out; j++) y[r * out + j] += b[j];
+    }
+    return y;
   }
 
   /** The hidden state crosses to another shard's memory (a few KB per token). */
