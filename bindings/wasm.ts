@@ -27,11 +27,20 @@ export interface KernelExports {
   shortConvCentred(bcx: P, wT: P, y: P, d: number, L: number, nTok: number): void;
   swiglu(g: P, u: P, out: P, n: number): void;
   addInPlace(a: P, b: P, n: number): void;
+  layerNorm(x: P, w: P, b: P, y: P, n: number, nRows: number, eps: number): void;
+  addBias(x: P, b: P, n: number, nRows: number): void;
+  gelu(x: P, n: number): void;
+  geluQuick(x: P, n: number): void;
 }
 
 export interface WasmOptions {
   /** Where the .wasm files live (default: the package's build/ folder next to this module). */
   wasmBaseUrl?: string | URL;
+  /**
+   * The URL of each variant's .wasm, e.g. from esbuild's `file` loader (`import u from "lfm2-wasm/build/lfm2-simd.wasm"`).
+   * Takes precedence over wasmBaseUrl for the variants it names.
+   */
+  wasmUrls?: Partial<Record<WasmVariant, string | URL>>;
   /** Pre-compiled module bytes or modules, keyed by variant name, for bundlers and workerd. */
   wasmModules?: Partial<Record<WasmVariant, WebAssembly.Module | ArrayBuffer | Uint8Array>>;
   /** Force plain SIMD even where relaxed SIMD is available. */
@@ -73,14 +82,44 @@ export function canShareMemory(): boolean {
 
 const isNodeLike = typeof process !== "undefined" && !!process.versions?.node;
 
-async function readWasm(url: URL): Promise<Uint8Array> {
+// Written out literally so bundlers see them: Vite copies `new URL("<literal>", import.meta.url)` assets into
+// its output and rewrites the URL. Unbundled, they resolve beside the package (dist/ → ../build/).
+const PACKAGED_WASM: Record<WasmVariant, () => URL> = {
+  "lfm2-simd": () => new URL("../build/lfm2-simd.wasm", import.meta.url),
+  "lfm2-relaxed": () => new URL("../build/lfm2-relaxed.wasm", import.meta.url),
+  "lfm2-simd-mt": () => new URL("../build/lfm2-simd-mt.wasm", import.meta.url),
+  "lfm2-relaxed-mt": () => new URL("../build/lfm2-relaxed-mt.wasm", import.meta.url),
+};
+
+/** Where a variant's .wasm is read from: wasmUrls, then wasmBaseUrl, then beside the package. */
+export function wasmUrl(variant: WasmVariant, opts: WasmOptions = {}): URL {
+  const base = typeof location !== "undefined" ? location.href : undefined; // relative URLs resolve against the page
+  const given = opts.wasmUrls?.[variant];
+  if (given !== undefined) return new URL(String(given), base);
+  if (opts.wasmBaseUrl === undefined) return PACKAGED_WASM[variant]();
+  const dir = new URL(String(opts.wasmBaseUrl), base);
+  return new URL(`${variant}.wasm`, dir.href.endsWith("/") ? dir : new URL(dir.href + "/"));
+}
+
+const NOT_FOUND_HINT = "bundled apps: serve the package's build/*.wasm and pass wasmBaseUrl, wasmUrls or wasmModules " +
+  "to loadModel (README: Bundlers)";
+
+async function readWasm(url: URL, variant: WasmVariant): Promise<Uint8Array> {
+  const fail = (why: string, cause?: unknown) =>
+    new Lfm2Error("IO", `cannot load the WebAssembly kernels ${variant}.wasm from ${url.href}: ${why}; ${NOT_FOUND_HINT}`, { cause });
   if (url.protocol === "file:" && isNodeLike) {
     const { readFile } = await import("node:fs/promises");
-    return new Uint8Array(await readFile(url));
+    try { return new Uint8Array(await readFile(url)); } catch (e) { throw fail((e as Error).message, e); }
   }
-  const res = await fetch(url);
-  if (!res.ok) throw new Lfm2Error("IO", `could not fetch ${url}: HTTP ${res.status}`);
-  return new Uint8Array(await res.arrayBuffer());
+  let res: Response;
+  try { res = await fetch(url); } catch (e) { throw fail((e as Error).message, e); }
+  if (!res.ok) throw fail(`HTTP ${res.status}`);
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  // an SPA fallback or a dev server answers 200 with HTML for a missing file
+  if (bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d) {
+    throw fail(`the response is not WebAssembly (${res.headers.get("content-type") ?? "no content-type"})`);
+  }
+  return bytes;
 }
 
 const compiled = new Map<string, Promise<WebAssembly.Module>>();
@@ -89,12 +128,11 @@ export async function compileVariant(variant: WasmVariant, opts: WasmOptions = {
   const given = opts.wasmModules?.[variant];
   if (given instanceof WebAssembly.Module) return given;
   if (given) return WebAssembly.compile((given instanceof Uint8Array ? given : new Uint8Array(given)) as Uint8Array<ArrayBuffer>);
-  const base = opts.wasmBaseUrl ? new URL(String(opts.wasmBaseUrl)) : new URL("../build/", import.meta.url);
-  const url = new URL(`${variant}.wasm`, base.href.endsWith("/") ? base : new URL(base.href + "/"));
+  const url = wasmUrl(variant, opts);
   const key = url.href;
   let p = compiled.get(key);
   if (!p) {
-    p = readWasm(url).then((b) => WebAssembly.compile(b as Uint8Array<ArrayBuffer>));
+    p = readWasm(url, variant).then((b) => WebAssembly.compile(b as Uint8Array<ArrayBuffer>));
     p.catch(() => compiled.delete(key));
     compiled.set(key, p);
   }

@@ -1,4 +1,6 @@
-export { loadModel, Model, type LoadOptions, type ModelInfo, type ModelInput, type HfModelInput } from "./runtime/model.js";
+export { Model, type LoadOptions, type ModelInfo, type ModelInput, type HfModelInput } from "./runtime/model.js";
+export { loadModel } from "./worker/load.js";
+export { WorkerModel, WorkerSession, WorkerTokenizer, type WorkerLoadOptions } from "./worker/client.js";
 export { Session, type SessionOptions } from "./runtime/session.js";
 export { Lfm2Error, type Lfm2ErrorCode } from "./errors.js";
 export type { Lfm2Config } from "./models/lfm2/config.js";
@@ -8,8 +10,8 @@ export { renderChat, LFM2_CHAT_TEMPLATE, type ChatMessage, type ToolDefinition }
 export { parseToolCalls, ToolCallStreamParser, type ToolCall } from "./text/tool-calls.js";
 export { Sampler, LFM2_DEFAULT_SAMPLING, type SamplingOptions } from "./generate/sampler.js";
 export type { GenerateOptions, GenerateDelta, GenerateResult, ChatOptions, ChatDelta, ChatResult, FinishReason, Usage } from "./generate/generate.js";
+export { createIndex, LateInteractionIndex, type IndexOptions, type SearchHit } from "./models/colbert/index.js";
 export { syntheticGguf, type SyntheticOptions } from "./models/synthetic.js";
 export { clearModelCache, type ModelCacheMode } from "./io/browser-cache.js";
-export { createIndex, LateInteractionIndex, type IndexOptions, type SearchHit } from "./models/colbert/index.js";
 export { resolveHf, downloadHf, hfSource, type HfResolved, type HfDownloaded } from "./io/hub.js";
 export { createOpenAIHandler, type OpenAIHandlerOptions, type ServableModel, type FetchHandler } from "./server/openai.js";

@@ -2,7 +2,10 @@
 // report tokens/s. In your own app import from the package instead ("lfm2-wasm" via a bundler, or an
 // ESM CDN); the .wasm kernels are found next to the module (or pass `wasmBaseUrl`).
 //
-// Query parameters fill the form: ?model=URL&threads=N&prompt=...&maxTokens=N&cache=0|1, and
+// The engine runs in a Web Worker (loadModel(..., { worker: true })) so generation never freezes the page;
+// untick "Run in a Worker" (or ?worker=0) to run it on the page's own thread.
+//
+// Query parameters fill the form: ?model=URL&threads=N&prompt=...&maxTokens=N&cache=0|1&worker=0|1, and
 // &autorun=1 loads and generates at once (greedy). window.lfm2Demo exposes state and results, which
 // the browser test (test/runtimes/browser.test.ts) reads.
 import { loadModel, syntheticGguf } from "../../dist/index.js";
@@ -20,6 +23,7 @@ $("threads").value = params.get("threads") ?? String(Math.min(4, navigator.hardw
 if (params.has("prompt")) $("prompt").value = params.get("prompt");
 if (params.has("maxTokens")) $("maxTokens").value = params.get("maxTokens");
 if (params.get("cache") === "0") $("cache").checked = false;
+if (params.get("worker") === "0") $("worker").checked = false;
 
 const mb = (n) => (n / 1e6).toFixed(1);
 const setState = (s) => {
@@ -38,7 +42,7 @@ const nextFrame = () => new Promise((r) => setTimeout(r, 0)); // let the page pa
 
 async function load() {
   $("error").textContent = "";
-  model?.dispose();
+  await model?.dispose();
   model = null;
   setState("loading");
   loadAbort = new AbortController();
@@ -60,14 +64,17 @@ async function load() {
       threads: Number($("threads").value) || undefined,
       // Cache Storage for URL loads: a second visit reads the weights from disk, not the network
       cache: $("cache").checked,
+      worker: $("worker").checked,
     });
     const loadMs = performance.now() - t0;
     const { wasmVariant, threads, threadsNote, parameters, weightBytes, name } = model.info;
-    demo.load = { loadMs, progressEvents, lastProgress, info: { wasmVariant, threads, threadsNote, parameters, weightBytes, name } };
+    demo.load = { loadMs, progressEvents, lastProgress, worker: $("worker").checked,
+      info: { wasmVariant, threads, threadsNote, parameters, weightBytes, name } };
     $("progress").value = 1;
     $("info").textContent = `${name ?? "model"}: ${(parameters / 1e6).toFixed(1)}M parameters, ${mb(weightBytes)} MB of weights, ` +
       `loaded in ${(loadMs / 1000).toFixed(2)} s · ${wasmVariant}, ${threads} thread${threads > 1 ? "s" : ""}` +
-      (threadsNote ? ` (${threadsNote})` : "") + (demo.crossOriginIsolated ? " · cross-origin isolated" : "");
+      (threadsNote ? ` (${threadsNote})` : "") + (demo.crossOriginIsolated ? " · cross-origin isolated" : "") +
+      ($("worker").checked ? " · in a Worker" : "");
     setState("ready");
   } catch (e) {
     model = null;
@@ -82,7 +89,7 @@ async function generate() {
   setState("generating");
   genAbort = new AbortController();
   try {
-    const session = model.createSession({ contextLength: 2048 });
+    const session = await model.createSession({ contextLength: 2048 }); // a Promise in worker mode
     const it = session.generate($("prompt").value, {
       maxTokens: Number($("maxTokens").value) || 64,
       temperature: Number($("temperature").value) || 0,
