@@ -13,6 +13,7 @@ export type Lfm2ErrorCode =
   | "CONTEXT_OVERFLOW"
   | "ABORTED"
   | "BAD_INPUT"          // invalid argument from the caller
+  | "BAD_AUDIO"          // audio bytes or samples that cannot be decoded (format, rate, length)
   | "BAD_TEMPLATE"       // a chat template exceeded its work limits (loop, range, output size, recursion, time)
   | "IO";                // the source could not be read
 
