@@ -46,7 +46,7 @@ int main(int argc, char ** argv) {
 
     mtmd_bitmap * bmp = mtmd_bitmap_init(w, h, rgb.data());
     mtmd_input_chunks * chunks = mtmd_input_chunks_init();
-    mtmd_input_text text = { prompt.c_str(), /*add_special*/ false, /*parse_special*/ true };
+    mtmd_input_text text = { prompt.c_str(), prompt.size(), /*add_special*/ false, /*parse_special*/ true };
     const mtmd_bitmap * bitmaps[1] = { bmp };
     if (int rc = mtmd_tokenize(ctx, chunks, &text, bitmaps, 1)) { fprintf(stderr, "tokenize failed: %d\n", rc); return 1; }
 
