@@ -63,6 +63,22 @@ function writeValue(s: ByteSink, v: GgufWriteValue) {
  * so large files can be streamed to disk without one contiguous buffer.
  */
 export function encodeGguf(metadata: Record<string, GgufWriteValue>, tensors: GgufWriteTensor[], alignment = 32): Uint8Array[] {
+  const pad = (n: number) => (alignment - (n % alignment)) % alignment;
+  const out = encodeGgufHeader(metadata, tensors.map((t) => ({ ...t, byteLength: t.data.length })), alignment);
+  for (const t of tensors) {
+    out.push(t.data);
+    const p = pad(t.data.length);
+    if (p) out.push(new Uint8Array(p));
+  }
+  return out;
+}
+
+/**
+ * The header of a GGUF v3 file (padded to the data section): tensors are described by byte length, so
+ * a writer can stream data it has not produced yet (each tensor followed by padding to `alignment`).
+ */
+export function encodeGgufHeader(metadata: Record<string, GgufWriteValue>,
+  tensors: { name: string; shape: number[]; type: GgmlType; byteLength: number }[], alignment = 32): Uint8Array[] {
   const s = new ByteSink();
   const entries = Object.entries(metadata);
   s.u32(GGUF_MAGIC); s.u32(3); s.u64(tensors.length); s.u64(entries.length);
@@ -71,17 +87,11 @@ export function encodeGguf(metadata: Record<string, GgufWriteValue>, tensors: Gg
   const pad = (n: number) => (alignment - (n % alignment)) % alignment;
   for (const t of tensors) {
     s.str(t.name); s.u32(t.shape.length); for (const d of t.shape) s.u64(d); s.u32(t.type.id); s.u64(offset);
-    offset += t.data.length + pad(t.data.length);
+    offset += t.byteLength + pad(t.byteLength);
   }
-  const header = s.finish();
-  const out = [...header];
+  const out = s.finish();
   const headPad = pad(s.length);
   if (headPad) out.push(new Uint8Array(headPad));
-  for (const t of tensors) {
-    out.push(t.data);
-    const p = pad(t.data.length);
-    if (p) out.push(new Uint8Array(p));
-  }
   return out;
 }
 

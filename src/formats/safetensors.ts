@@ -5,6 +5,8 @@ import { Lfm2Error } from "../errors.js";
 import type { TensorInfo } from "./gguf.js";
 import { GGML, type GgmlType } from "../core/quant-types.js";
 import { NeedMoreBytes } from "./gguf.js";
+import { splitSource } from "../io/split.js";
+import type { ByteSource } from "../io/source.js";
 
 const DTYPES: Record<string, GgmlType> = { F32: GGML.F32, F16: GGML.F16, BF16: GGML.BF16 };
 const MAX_HEADER = 100 << 20;
@@ -25,21 +27,33 @@ const LAYER_NAMES: Record<string, string> = {
 const invert = (m: Record<string, string>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [v, k]));
 const GLOBAL_HF = invert(GLOBAL_NAMES), LAYER_HF = invert(LAYER_NAMES);
 
+// LFM2-MoE (spec §1.6): HF stores each expert apart; expert j of a stacked GGUF tensor is named
+// `<stacked name>.<j>` here, and the lfm2moe architecture places the experts of a layer back to back.
+const MOE_NAMES: Record<string, string> = { "feed_forward.gate.weight": "ffn_gate_inp.weight", "feed_forward.expert_bias": "exp_probs_b.bias" };
+const EXPERT_NAMES: Record<string, string> = { w1: "ffn_gate_exps.weight", w3: "ffn_up_exps.weight", w2: "ffn_down_exps.weight" };
+const MOE_HF = invert(MOE_NAMES), EXPERT_HF = invert(EXPERT_NAMES);
+
 /** HF LFM2 tensor name → GGUF name (undefined: not an LFM2 text tensor, e.g. a vision tower's). */
 export function hfToGgufName(name: string): string | undefined {
   const n = name.replace(/^(model\.language_model\.|language_model\.model\.|model\.)/, "");
   if (GLOBAL_NAMES[n]) return GLOBAL_NAMES[n];
   const m = /^layers\.(\d+)\.(.+)$/.exec(n);
-  const g = m && LAYER_NAMES[m[2]];
-  return g ? `blk.${m![1]}.${g}` : undefined;
+  if (!m) return undefined;
+  const g = LAYER_NAMES[m[2]] ?? MOE_NAMES[m[2]];
+  if (g) return `blk.${m[1]}.${g}`;
+  const e = /^feed_forward\.experts\.(\d+)\.(w[123])\.weight$/.exec(m[2]);
+  return e ? `blk.${m[1]}.${EXPERT_NAMES[e[2]]}.${e[1]}` : undefined;
 }
 
 /** GGUF name → the name a Hugging Face LFM2 checkpoint uses (for writers and tests). */
 export function ggufToHfName(name: string): string | undefined {
   if (GLOBAL_HF[name]) return name === "output.weight" ? "lm_head.weight" : `model.${GLOBAL_HF[name]}`;
   const m = /^blk\.(\d+)\.(.+)$/.exec(name);
-  const h = m && LAYER_HF[m[2]];
-  return h ? `model.layers.${m![1]}.${h}` : undefined;
+  if (!m) return undefined;
+  const h = LAYER_HF[m[2]] ?? MOE_HF[m[2]];
+  if (h) return `model.layers.${m[1]}.${h}`;
+  const e = /^(ffn_(?:gate|up|down)_exps\.weight)\.(\d+)$/.exec(m[2]);
+  return e ? `model.layers.${m[1]}.feed_forward.experts.${e[2]}.${EXPERT_HF[e[1]]}.weight` : undefined;
 }
 
 /** Parse the header held in `bytes` (a prefix of a file of `fileSize` bytes). */
@@ -81,4 +95,57 @@ export function parseSafetensors(bytes: Uint8Array, fileSize = bytes.byteLength)
     tensors.push({ name: ggufName, shape: ne.length ? ne : [1], type, offset: dataOffset + off[0], byteLength: off[1] - off[0] });
   }
   return { tensors, metadata, dataOffset };
+}
+
+/**
+ * The files of a sharded checkpoint (`model-0000k-of-0000n.safetensors`, listed by
+ * `model.safetensors.index.json` when present) in order; throws BAD_INPUT when some are missing.
+ */
+export function safetensorsShardNames(folderFiles: string[], indexJson?: string): string[] {
+  let names: string[];
+  if (indexJson !== undefined) {
+    let map: unknown;
+    try { map = JSON.parse(indexJson)?.weight_map; } catch (e) { throw new Lfm2Error("BAD_INPUT", "model.safetensors.index.json is not valid JSON", { cause: e }); }
+    if (typeof map !== "object" || map === null) throw new Lfm2Error("BAD_INPUT", "model.safetensors.index.json has no weight_map");
+    names = [...new Set(Object.values(map as Record<string, unknown>).map(String))].sort();
+  } else names = folderFiles.filter((n) => /^model-\d+-of-\d+\.safetensors$/.test(n)).sort();
+  const counts = new Set(names.map((n) => /-of-(\d+)\.safetensors$/.exec(n)?.[1]));
+  const count = counts.size === 1 ? Number([...counts][0]) : NaN;
+  const missing = names.filter((n) => !folderFiles.includes(n));
+  if (!names.length || missing.length || names.length !== count) {
+    throw new Lfm2Error("BAD_INPUT", `sharded safetensors checkpoint is incomplete: ${missing.length ? `missing ${missing.join(", ")}` : `${names.length} of ${Number.isNaN(count) ? "?" : count} parts`}`);
+  }
+  return names;
+}
+
+/** Read one safetensors header from the start of `src`. */
+async function readHeader(src: ByteSource, signal?: AbortSignal): Promise<SafetensorsFile> {
+  let prefix = new Uint8Array(0);
+  for await (const chunk of src.chunks(0, signal)) {
+    const grown = new Uint8Array(prefix.length + chunk.length);
+    grown.set(prefix); grown.set(chunk, prefix.length);
+    prefix = grown;
+    try { return parseSafetensors(prefix, src.size); } catch (e) { if (!(e instanceof NeedMoreBytes)) throw e; }
+  }
+  return parseSafetensors(prefix, src.size); // throws: the file ends inside its header
+}
+
+/**
+ * The parts of a sharded checkpoint as one file: the parts' bytes back to back, and every part's
+ * tensors addressed in that virtual file. A tensor name in two parts is an error.
+ */
+export async function openSafetensorsShards(parts: ByteSource[], signal?: AbortSignal): Promise<{ src: ByteSource; file: SafetensorsFile }> {
+  const tensors: TensorInfo[] = [], metadata: Record<string, string> = {}, seen = new Set<string>();
+  let base = 0;
+  for (const p of parts) {
+    const f = await readHeader(p, signal);
+    for (const t of f.tensors) {
+      if (seen.has(t.name)) throw new Lfm2Error("BAD_INPUT", `tensor ${t.name} appears in more than one safetensors part (${p.name})`);
+      seen.add(t.name);
+      tensors.push({ ...t, offset: base + t.offset });
+    }
+    Object.assign(metadata, f.metadata);
+    base += p.size;
+  }
+  return { src: splitSource(parts), file: { tensors, metadata, dataOffset: 0 } };
 }

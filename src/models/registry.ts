@@ -6,7 +6,7 @@ import type { PlacedTensors, TensorSpec } from "../core/tensor-spec.js";
 import { configFromGguf as lfm2ConfigFromGguf, configFromHf as lfm2ConfigFromHf, type Lfm2Config } from "./lfm2/config.js";
 import { bindLfm2, lfm2Tensors } from "./lfm2/tensors.js";
 import type { Lfm2Weights } from "./lfm2/forward.js";
-import { bindLfm2moe, lfm2moeTensors, moeConfigFromGguf } from "./lfm2moe/model.js";
+import { bindLfm2moe, lfm2moeTensors, moeConfigFromGguf, moeConfigFromHf } from "./lfm2moe/model.js";
 
 export interface Architecture {
   /** general.architecture in GGUF. */
@@ -23,7 +23,7 @@ export const ARCHITECTURES: Record<string, Architecture> = {
   lfm2: { name: "lfm2", hfNames: ["lfm2", "Lfm2ForCausalLM"], configFromGguf: (m) => lfm2ConfigFromGguf(m, "lfm2"),
     configFromHf: lfm2ConfigFromHf, tensors: (c) => lfm2Tensors(c), bind: (c, t) => bindLfm2(c, t) },
   lfm2moe: { name: "lfm2moe", hfNames: ["lfm2_moe", "Lfm2MoeForCausalLM"], configFromGguf: moeConfigFromGguf,
-    tensors: lfm2moeTensors, bind: bindLfm2moe },
+    configFromHf: moeConfigFromHf, tensors: lfm2moeTensors, bind: bindLfm2moe },
 };
 
 const supported = () => Object.keys(ARCHITECTURES).map((a) => `"${a}"`).join(" or ");

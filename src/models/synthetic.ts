@@ -58,7 +58,7 @@ export function mulberry32(seed: number): () => number {
 }
 
 /** Uniform values with standard deviation `std` around `mean`. */
-function randomTensor(rand: () => number, n: number, std: number, mean = 0): Float32Array {
+export function randomTensor(rand: () => number, n: number, std: number, mean = 0): Float32Array {
   const a = std * Math.sqrt(3) * 2;
   const x = new Float32Array(n);
   for (let i = 0; i < n; i++) x[i] = mean + (rand() - 0.5) * a;
@@ -67,23 +67,26 @@ function randomTensor(rand: () => number, n: number, std: number, mean = 0): Flo
 
 export interface SyntheticTensor { name: string; shape: number[]; type: GgmlType; values: Float32Array }
 
-/** The f32 weights of a synthetic model (before encoding): shared by the GGUF and safetensors writers. */
-export function syntheticWeights(opts: SyntheticOptions = {}): { tensors: SyntheticTensor[]; shape: SyntheticShape } {
-  const shape: SyntheticShape = typeof opts.shape === "object" ? opts.shape : LFM2_SHAPES[opts.shape ?? "tiny"];
+/** One tensor of a synthetic model before its values exist: uniform values of `std` around `mean`. */
+export interface SyntheticTensorPlan { name: string; shape: number[]; type: GgmlType; std: number; mean: number }
+
+const shapeOf = (opts: SyntheticOptions): SyntheticShape => (typeof opts.shape === "object" ? opts.shape : LFM2_SHAPES[opts.shape ?? "tiny"]);
+
+/** Every tensor of a synthetic model in file order (names, ggml shapes, types, value scales). */
+export function syntheticPlan(opts: SyntheticOptions = {}): { plan: SyntheticTensorPlan[]; shape: SyntheticShape } {
+  const shape = shapeOf(opts);
   const wType = ggmlTypeByName(opts.weightType ?? "F32");
   const eType = ggmlTypeByName(opts.embedType ?? opts.weightType ?? "F32");
-  const rand = mulberry32(opts.seed ?? 1234);
   const D = shape.hiddenSize, ff = shape.ffDim, dh = D / shape.nHeads, V = shape.vocabSize;
-  const tensors: SyntheticTensor[] = [];
+  const plan: SyntheticTensorPlan[] = [];
   const mat = (name: string, nIn: number, nOut: number, gain = 0.7, type = wType) =>
-    tensors.push({ name, shape: [nIn, nOut], type, values: randomTensor(rand, nIn * nOut, gain / Math.sqrt(nIn)) });
-  const vec = (name: string, n: number, std = 0.1, mean = 1) =>
-    tensors.push({ name, shape: [n], type: GGML.F32, values: randomTensor(rand, n, std, mean) });
+    plan.push({ name, shape: [nIn, nOut], type, std: gain / Math.sqrt(nIn), mean: 0 });
+  const vec = (name: string, n: number, std = 0.1, mean = 1) => plan.push({ name, shape: [n], type: GGML.F32, std, mean });
   mat("token_embd.weight", D, V, 3, eType);
   for (let l = 0; l < shape.nLayers; l++) {
     const p = `blk.${l}.`;
     vec(p + "attn_norm.weight", D);
-    if ((shape.attn as readonly number[]).includes(l)) {
+    if (shape.attn.includes(l)) {
       mat(p + "attn_q.weight", D, D);
       mat(p + "attn_k.weight", D, shape.nKv * dh);
       mat(p + "attn_v.weight", D, shape.nKv * dh);
@@ -92,7 +95,7 @@ export function syntheticWeights(opts: SyntheticOptions = {}): { tensors: Synthe
       vec(p + "attn_k_norm.weight", dh);
     } else {
       mat(p + "shortconv.in_proj.weight", D, 3 * D, 1.2);
-      tensors.push({ name: p + "shortconv.conv.weight", shape: [3, D], type: GGML.F32, values: randomTensor(rand, 3 * D, 0.6) });
+      plan.push({ name: p + "shortconv.conv.weight", shape: [3, D], type: GGML.F32, std: 0.6, mean: 0 });
       mat(p + "shortconv.out_proj.weight", D, D);
     }
     vec(p + "ffn_norm.weight", D);
@@ -102,8 +105,7 @@ export function syntheticWeights(opts: SyntheticOptions = {}): { tensors: Synthe
       // router logits of std ≈ 1 and a selection bias of comparable size, so the bias changes choices
       mat(p + "ffn_gate_inp.weight", D, E, 1, GGML.F32);
       vec(p + "exp_probs_b.bias", E, 0.5, 0);
-      const experts = (name: string, nIn: number, nOut: number) =>
-        tensors.push({ name, shape: [nIn, nOut, E], type: wType, values: randomTensor(rand, nIn * nOut * E, 0.7 / Math.sqrt(nIn)) });
+      const experts = (name: string, nIn: number, nOut: number) => plan.push({ name, shape: [nIn, nOut, E], type: wType, std: 0.7 / Math.sqrt(nIn), mean: 0 });
       experts(p + "ffn_gate_exps.weight", D, F);
       experts(p + "ffn_up_exps.weight", D, F);
       experts(p + "ffn_down_exps.weight", F, D);
@@ -120,6 +122,15 @@ export function syntheticWeights(opts: SyntheticOptions = {}): { tensors: Synthe
     mat("dense_2.weight", D, opts.embedding.outDim, 1);
     if (opts.embedding.bias) vec("dense_2.bias", opts.embedding.outDim, 0.1, 0);
   }
+  return { plan, shape };
+}
+
+/** The f32 weights of a synthetic model (before encoding): shared by the GGUF and safetensors writers. */
+export function syntheticWeights(opts: SyntheticOptions = {}): { tensors: SyntheticTensor[]; shape: SyntheticShape } {
+  const { plan, shape } = syntheticPlan(opts);
+  const rand = mulberry32(opts.seed ?? 1234);
+  const tensors = plan.map((t) => ({ name: t.name, shape: t.shape, type: t.type,
+    values: randomTensor(rand, t.shape.reduce((a, b) => a * b, 1), t.std, t.mean) }));
   return { tensors, shape };
 }
 
