@@ -8,6 +8,7 @@ import { WorkerModel, type WorkerLoadOptions } from "./client.js";
  */
 export function loadModel(input: ModelInput, opts: WorkerLoadOptions): Promise<WorkerModel>;
 export function loadModel(input: ModelInput, opts?: LoadOptions & { worker?: false }): Promise<Model>;
+export function loadModel(input: ModelInput, opts: LoadOptions & { worker?: boolean; workerUrl?: string | URL }): Promise<Model | WorkerModel>;
 export function loadModel(input: ModelInput, opts: (LoadOptions & { worker?: boolean; workerUrl?: string | URL }) = {}): Promise<Model | WorkerModel> {
   if (opts.worker) return WorkerModel.load(input, opts as WorkerLoadOptions);
   return loadInProcess(input, opts);
