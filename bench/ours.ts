@@ -11,7 +11,7 @@ const run = promisify(execFile);
 
 export async function runOursNode(modelPath: string, opts: RunOptions & { plainSimd?: boolean }): Promise<RivalResult> {
   const ids = (await benchPrompt(modelPath, opts.promptTokens ?? 512)).ids;
-  const arg = JSON.stringify({ model: modelPath, threads: opts.threads, ids, genTokens: opts.genTokens ?? 128 });
+  const arg = JSON.stringify({ model: modelPath, threads: opts.threads, ids, genTokens: opts.genTokens ?? 128, shortWarmup: opts.coldTtft === false });
   // Node 20 needs a flag for relaxed SIMD (the lfm2 CLI adds it itself); later Node versions have it on
   const flags = Number(process.versions.node.split(".")[0]) < 22 && !opts.plainSimd ? ["--experimental-wasm-relaxed-simd"] : [];
   const { stdout } = await run(process.execPath, [...flags, "--import", "tsx", join(REPO_ROOT, "bench/ours-child.ts"), arg], { cwd: REPO_ROOT, maxBuffer: 1 << 24 });

@@ -1,7 +1,9 @@
 // npm run bench: lfm2-wasm beside native llama.cpp (node-llama-cpp) and llama.cpp-in-WebAssembly
 // (wllama, in headless Chromium) on the same synthetic LFM2 GGUF files, measured in one run.
 //   tsx bench/run.ts [--quick] [--no-browser] [--no-wllama] [--models 350M:Q4_0,1.2B:Q4_0] [--wait-quiet S]
-// Prints a table with ratios and writes bench/results.json.
+//                    [--no-long-context] [--depths 512,4096,16384,32768] [--threads 1,2] [--gen 32]
+//   tsx bench/run.ts --long-context …   only the long-context table (bench/long-context.ts), first model
+// Prints tables with ratios and writes bench/results.json (bench/results-long-context.json).
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { benchModel, REPO_ROOT, type BenchShape, type BenchWeightType } from "./models.js";
@@ -11,6 +13,7 @@ import { runOursBrowser, runOursNode } from "./ours.js";
 import { Arena, createMemory } from "../bindings/arena.js";
 import { compileVariant, instantiateKernels, chooseVariant } from "../bindings/wasm.js";
 import { statSync, readdirSync } from "node:fs";
+import { defaultThreads, longContextTable, runLongContext } from "./long-context.js";
 
 const argv = process.argv.slice(2);
 const flag = (f: string) => argv.includes(`--${f}`);
@@ -49,6 +52,21 @@ async function bandwidth(): Promise<number> {
   const t = performance.now(); const reps = 8;
   for (let i = 0; i < reps; i++) k.readBandwidth(p, n);
   return (n * reps) / ((performance.now() - t) / 1000) / 1e9;
+}
+
+const depths = (arg("depths") ?? (quick ? "512,4096" : "512,4096,16384,32768")).split(",").map(Number);
+const lcThreads = arg("threads") ? arg("threads")!.split(",").map(Number) : defaultThreads();
+async function longContext(): Promise<void> {
+  const [shape, type] = models[0];
+  const path = await benchModel(shape, type);
+  console.error(`long context: ${shape} ${type}, depths ${depths.join(", ")}, threads ${lcThreads.join(", ")}`);
+  const lcRows = await runLongContext(path, { depths, threads: lcThreads, gen: Number(arg("gen") ?? 32), quietS: quiet });
+  console.log(`\n${shape} ${type}: prefill of a d-token prompt; decode = ${arg("gen") ?? 32} tokens right after it\n` + longContextTable(lcRows));
+  writeFileSync(join(REPO_ROOT, "bench/results-long-context.json"), JSON.stringify({ date: new Date().toISOString(), model: `${shape} ${type}`, rows: lcRows }, null, 2));
+}
+if (flag("long-context")) {
+  await longContext();
+  process.exit(0);
 }
 
 const bw = await bandwidth();
@@ -99,3 +117,4 @@ console.log("\n" + bound.join("\n"));
 console.log(`\nour wasm: ${wasmSizes.join(", ")}; wllama wasm: ${(wllamaWasmInfo().wasmBytes / 1e6).toFixed(1)} MB`);
 writeFileSync(join(REPO_ROOT, "bench/results.json"), JSON.stringify({ date: new Date().toISOString(), bandwidthGBs: bw, promptTokens: P, genTokens: G, wllamaPromptTokens: WP, wllamaGenTokens: WG, rows }, null, 2));
 console.log("wrote bench/results.json");
+if (!flag("no-long-context")) await longContext();

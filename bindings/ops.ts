@@ -78,7 +78,8 @@ export class Ops {
     const each = this.k.attentionTileScratch(nHeads / nKv, dh, tile, kvLen);
     const s = this.attScratch;
     if (s.each < each || s.threads < T) {
-      // the arena never frees: grow with headroom so a growing context reallocates O(log n) times
+      // grow with headroom: a context growing chunk by chunk reallocates O(log n) times
+      if (s.ptr) this.arena.free(s.ptr);
       s.each = Math.max(each, 2 * s.each); s.threads = Math.max(T, s.threads);
       s.ptr = this.arena.alloc(s.each * s.threads);
     }

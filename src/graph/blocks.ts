@@ -25,7 +25,6 @@ export type FfnWeights = DenseFfnWeights | MoeFfnWeights;
 export class BlockContext {
   readonly h: number; readonly u: number; readonly o: number; readonly y: number; readonly big: number; readonly up: number;
   readonly q: number; readonly kk: number; readonly vv: number; readonly att: number; readonly cs: number;
-  private attScratch = 0; private attScratchLen = 0;
   private moe: { router: number; x: number; g: number; u: number; y: number; slots: number } | null = null;
   /**
    * Smallest margin seen by MoE routing since last reset: the k-th chosen expert's biased score minus the
@@ -47,15 +46,6 @@ export class BlockContext {
   }
 
   get ops() { return this.shard.ops; }
-
-  /** One score row + the rounded query for attention over `kvLen` positions. */
-  attentionScratch(kvLen: number): number {
-    if (this.attScratchLen < kvLen) {
-      this.attScratch = this.shard.arena.alloc((kvLen + this.dims.headDim) * 4);
-      this.attScratchLen = kvLen;
-    }
-    return this.attScratch;
-  }
 
   moeScratch(w: MoeFfnWeights) {
     if (!this.moe) {
@@ -102,7 +92,7 @@ export function attention(cx: BlockContext, w: AttnWeights, kCache: number, vCac
   k.ropeNeox(cx.q, cx.cs, H, dh, T); k.ropeNeox(cx.kk, cx.cs, Hkv, dh, T);
   k.kvStore(cx.kk, kCache, Hkv * dh, pos0, T); k.kvStore(cx.vv, vCache, Hkv * dh, pos0, T);
   const kvLen = pos0 + T;
-  k.attention(cx.q, kCache, vCache, cx.att, H, Hkv, dh, T, pos0, kvLen, s.causal ? 1 : 0, 1 / Math.sqrt(dh), cx.attentionScratch(kvLen));
+  ops.attention(cx.q, kCache, vCache, cx.att, H, Hkv, dh, T, pos0, kvLen, s.causal, 1 / Math.sqrt(dh)); // threads; owns its scratch
   ops.matmul(w.o, ops.act(cx.att, H * dh, T), out);
 }
 
