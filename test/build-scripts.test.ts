@@ -3,7 +3,6 @@ import { afterAll, describe, expect, it } from "vitest";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-// @ts-expect-error plain .mjs build script without type declarations
 import { BuildFailed, fingerprint, runStep, upToDate, writeStamp } from "../scripts/build-cache.mjs";
 
 const dir = mkdtempSync(join(tmpdir(), "lfm2-build-"));

@@ -2,7 +2,7 @@
 // stable `code` and a message that says what is wrong, fails fast (no allocation sized by a hostile
 // header), and leaves the process, the model and the session usable.
 import { describe, expect, it } from "vitest";
-import { loadModel, type Model } from "../src/index.js";
+import { loadModel, type LoadOptions, type Model } from "../src/index.js";
 import { Lfm2Error, type Lfm2ErrorCode } from "../src/errors.js";
 import { GgufValueType, parseGguf } from "../src/formats/gguf.js";
 import { concatChunks, encodeGguf, type GgufWriteTensor, type GgufWriteValue } from "../src/formats/gguf-writer.js";
@@ -145,7 +145,7 @@ async function expectCode(p: Promise<unknown> | (() => unknown), code: Lfm2Error
   return e;
 }
 
-const load = (b: Uint8Array | ByteSource, opts: Parameters<typeof loadModel>[1] = {}) => loadModel(b, { threads: 1, ...opts });
+const load = (b: Uint8Array | ByteSource, opts: LoadOptions = {}) => loadModel(b, { threads: 1, ...opts });
 const rssMb = () => process.memoryUsage().rss / 2 ** 20;
 const sameBits = (a: Float32Array, b: Float32Array) => a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 
