@@ -84,6 +84,9 @@ int main(int argc, char ** argv) {
         // end to end: evaluate the whole prompt (text + image embeddings) and report the last token's logits
         llama_context_params lp = llama_context_default_params();
         lp.n_ctx = 8192; lp.n_batch = 2048; lp.n_ubatch = 2048; lp.n_threads = n_threads; lp.n_threads_batch = n_threads;
+        // LFM2_DUMP_FLASH_ATTN=1: flash attention (llama.cpp's default on CPU is auto = on)
+        const char * fa = getenv("LFM2_DUMP_FLASH_ATTN");
+        lp.flash_attn_type = fa && atoi(fa) ? LLAMA_FLASH_ATTN_TYPE_ENABLED : LLAMA_FLASH_ATTN_TYPE_DISABLED;
         llama_context * lctx = llama_init_from_model(model, lp);
         llama_pos n_past = 0;
         auto t0 = std::chrono::steady_clock::now();

@@ -15,6 +15,8 @@ export interface GenerationTarget {
   forward(tokens: ArrayLike<number>, opts?: { signal?: AbortSignal }): Promise<Float32Array>;
   rewindToPrefix(tokens: readonly number[]): number;
   checkpoint(): void;
+  /** Ids past the vocabulary this target accepts (LFM2-VL image rows, fed as embeddings). */
+  isExtraId?(id: number): boolean;
 }
 
 export interface GenerateOptions extends SamplingOptions {
@@ -48,7 +50,7 @@ export interface GenerateResult { text: string; tokens: number[]; finishReason: 
  */
 export async function* generate(target: GenerationTarget, tok: Tokenizer, prompt: string | ArrayLike<number>, opts: GenerateOptions = {}): AsyncGenerator<GenerateDelta, GenerateResult> {
   if (opts === null || typeof opts !== "object") throw new Lfm2Error("BAD_INPUT", "generate options must be an object");
-  const ids = promptIds(tok, prompt, opts.addBos);
+  const ids = promptIds(tok, prompt, opts.addBos, target.isExtraId?.bind(target));
   if (ids.length === 0) throw new Lfm2Error("BAD_INPUT", "the prompt is empty");
   if (ids.length >= target.contextLength) {
     throw new Lfm2Error("CONTEXT_OVERFLOW", `the prompt has ${ids.length} tokens; the session's context holds ${target.contextLength} (one more is needed to generate)`);
@@ -116,13 +118,13 @@ const ABORT_SLICE_MS = 30;
 const macrotask = () => new Promise<void>((r) => (typeof setImmediate === "function" ? setImmediate(r) : setTimeout(r, 0)));
 
 /** A string prompt encoded, or token ids checked against the vocabulary. */
-function promptIds(tok: Tokenizer, prompt: unknown, addBos: boolean | undefined): number[] {
+function promptIds(tok: Tokenizer, prompt: unknown, addBos: boolean | undefined, isExtraId?: (id: number) => boolean): number[] {
   if (typeof prompt === "string") return tok.encode(prompt, { addBos });
   const isIds = Array.isArray(prompt) || (ArrayBuffer.isView(prompt) && !(prompt instanceof DataView));
   if (!isIds) throw new Lfm2Error("BAD_INPUT", `a prompt must be a string or a list of token ids, got ${prompt === null ? "null" : typeof prompt}`);
   const ids = Array.from(prompt as ArrayLike<number>, Number);
   for (const id of ids) {
-    if (!Number.isInteger(id) || id < 0 || id >= tok.vocabSize) {
+    if (!Number.isInteger(id) || id < 0 || (id >= tok.vocabSize && !isExtraId?.(id))) {
       throw new Lfm2Error("BAD_INPUT", `prompt token id ${id} is outside the vocabulary (0..${tok.vocabSize - 1})`);
     }
   }

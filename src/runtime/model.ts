@@ -21,6 +21,10 @@ import type { ChatMessage } from "../text/chat-template.js";
 import type { ChatDelta, ChatOptions, ChatResult } from "../generate/generate.js";
 import { groupBytes, packGroups, planWeights } from "./weights.js";
 import { Encoder, maxSim, type EmbedOptions, type Embedding, type RetrievalConfig } from "../models/colbert/encoder.js";
+import { VisionLanguage, visionChatStream, type ImageEmbedding } from "../models/lfm2vl/vlm.js";
+import { loadVisionEncoder } from "../models/lfm2vl/encoder.js";
+import type { ImageInput } from "../models/lfm2vl/image.js";
+import type { Lfm2VlImageOptions } from "../models/lfm2vl/preprocess.js";
 
 export interface LoadOptions extends WasmOptions {
   onProgress?: ProgressCallback;
@@ -41,6 +45,10 @@ export interface LoadOptions extends WasmOptions {
   maxShardBytes?: number;
   /** Bidirectional or pooled encoders take a whole sequence in one step: its most tokens (default 512). */
   encoderLength?: number;
+  /** LFM2-VL: the vision projector file (mmproj GGUF) that pairs with this text model. */
+  mmproj?: SourceInput;
+  /** LFM2-VL processor options (min/max_image_tokens, tiling) for every image of this model. */
+  imageOptions?: Lfm2VlImageOptions;
 }
 
 /** Where the weights live: one entry per WebAssembly memory. */
@@ -77,7 +85,9 @@ export class Model {
   private chatLock = new FifoLock();
   constructor(readonly info: ModelInfo, private fwd: Lfm2Forward, private shards: Shard[],
     /** The model's tokenizer (null if the file carries none). */
-    readonly tokenizer: Tokenizer | null, readonly chatTemplate: string | undefined) {
+    readonly tokenizer: Tokenizer | null, readonly chatTemplate: string | undefined,
+    /** LFM2-VL: the vision tower and image-row registry (loaded with `mmproj`). */
+    readonly vision: VisionLanguage | null = null) {
     if (this.isEncoder) this.embed = ((input: string | string[], opts?: EmbedOptions) => this.embedAny(input, opts)) as ModelEmbed;
   }
 
@@ -97,7 +107,16 @@ export class Model {
   private async *chatHeld(messages: ChatMessage[], options: ChatOptions & { contextLength?: number } | undefined): AsyncGenerator<ChatDelta, ChatResult> {
     const { contextLength, ...opts } = optionsObject(options, "chat options");
     const signal = checkSignal(opts.signal);
-    return yield* exclusive(this.chatLock, signal, () => this.defaultSession(contextLength).chatStream(messages, opts));
+    const vl = this.vision;
+    return yield* exclusive(this.chatLock, signal, () => (vl && VisionLanguage.hasImages(messages)
+      ? visionChatStream(vl, this.defaultSession(contextLength), messages, opts, this.chatTemplate)
+      : this.defaultSession(contextLength).chatStream(messages, opts)));
+  }
+
+  /** LFM2-VL (loaded with `mmproj`): an image's prompt tokens and projected embeddings (cached by content). */
+  async encodeImage(image: ImageInput, opts: Lfm2VlImageOptions & { signal?: AbortSignal } = {}): Promise<ImageEmbedding> {
+    if (!this.vision) throw new Lfm2Error("BAD_INPUT", "this model has no vision tower: load it with { mmproj }");
+    return this.vision.encodeImage(image, opts);
   }
 
   private defaultSession(ctx?: number): Session {
@@ -144,6 +163,7 @@ export class Model {
 
   /** Stop worker threads and free the chat session. Idle threads never keep a process alive. */
   dispose(): void {
+    this.vision?.encoder.dispose();
     this.chatSession?.dispose();
     this.chatSession = null;
     for (const s of this.shards) s.stopThreads();
@@ -367,6 +387,12 @@ export async function loadModel(input: ModelInput, options: LoadOptions = {}): P
       threads = 1;
     }
   }
+  let vision: VisionLanguage | null = null;
+  if (opts.mmproj !== undefined) {
+    if (!tokenizer) throw new Lfm2Error("BAD_INPUT", "an mmproj needs a text model with a tokenizer");
+    const encoder = await loadVisionEncoder(opts.mmproj, { ...opts, threads });
+    try { vision = new VisionLanguage(encoder, fwd, tokenizer, opts.imageOptions); } catch (e) { encoder.dispose(); throw e; }
+  }
   const types: Record<string, number> = {};
   let params = 0;
   for (const t of header.tensors) { types[t.type.name] = (types[t.type.name] ?? 0) + 1; params += t.shape.reduce((a, b) => a * b, 1); }
@@ -379,5 +405,5 @@ export async function loadModel(input: ModelInput, options: LoadOptions = {}): P
     architecture: c.architecture, name: typeof name === "string" ? name : undefined, format: r.format, config: c,
     tensorTypes: types, parameters: params, weightBytes: plan!.weightBytes, wasmVariant: variant, shards: shardInfo,
     threads, threadsNote, metadata: header.metadata,
-  }, fwd, shards, tokenizer, r.chatTemplate(header));
+  }, vision?.forward ?? fwd, shards, tokenizer, r.chatTemplate(header), vision);
 }

@@ -173,6 +173,7 @@ export class Session {
       forward: (tokens, o) => this.forwardHeld(ticket, tokenIds(tokens, this.fwd.cfg.vocabSize), o?.signal),
       rewindToPrefix: (tokens) => { assertHolds(ticket); return this.rewindHeld(tokens); },
       checkpoint: () => { assertHolds(ticket); this.checkpointHeld(); },
+      isExtraId: (id) => (this.fwd as { isExtraId?: (id: number) => boolean }).isExtraId?.(id) ?? false,
     };
   }
 
