@@ -12,6 +12,10 @@ export { Sampler, LFM2_DEFAULT_SAMPLING, type SamplingOptions } from "./generate
 export type { GenerateOptions, GenerateDelta, GenerateResult, ChatOptions, ChatDelta, ChatResult, FinishReason, Usage } from "./generate/generate.js";
 export { createIndex, LateInteractionIndex, type IndexOptions, type SearchHit } from "./models/colbert/index.js";
 export { syntheticGguf, type SyntheticOptions } from "./models/synthetic.js";
+export type { ImageEmbedding } from "./models/lfm2vl/vlm.js";
+export type { ImageInput, RgbImage } from "./models/lfm2vl/image.js";
+export { planImage, type Lfm2VlImageOptions, type ImagePlan } from "./models/lfm2vl/preprocess.js";
+export { syntheticMmproj, type SyntheticMmprojOptions } from "./models/lfm2vl/mmproj.js";
 export { clearModelCache, type ModelCacheMode } from "./io/browser-cache.js";
 export { resolveHf, downloadHf, hfSource, type HfResolved, type HfDownloaded } from "./io/hub.js";
 export { createOpenAIHandler, type OpenAIHandlerOptions, type ServableModel, type FetchHandler } from "./server/openai.js";
