@@ -77,3 +77,17 @@ describe.each(cases)("encoder parity vs llama.cpp mtmd, $type linear weights", (
     expect(dFull).toBeLessThan(tolFull);
   });
 });
+
+describe("encoder threads", () => {
+  it("2 threads (matmuls and attention heads split) give bit-identical embeddings to 1 thread", async () => {
+    const bytes = syntheticAudioMmproj({ nLayers: 2, ffDim: 512, subChannels: 32, adapterHidden: 256, outDim: 256, posRows: 600, seed: 3 });
+    const one = await AudioEncoder.load(bytes, { threads: 1 }), two = await AudioEncoder.load(bytes, { threads: 2 });
+    try {
+      expect(two.threads).toBe(2);
+      const x = { samples: noise(2.1, 9), sampleRate: 16000 };
+      const a = one.encode(x), b = two.encode(x);
+      expect(b.tokens).toBe(27);
+      expect(b.embeddings).toEqual(a.embeddings);
+    } finally { one.dispose(); two.dispose(); }
+  });
+});

@@ -45,11 +45,14 @@ export function audioConfigFromGguf(meta: Map<string, GgufValue>, tensors: Tenso
   const nMel = num("num_mel_bins");
   if (nMel % 8 !== 0) throw new Lfm2Error("BAD_METADATA", `num_mel_bins ${nMel} is not a multiple of 8`);
   const pos = shape("a.position_embd.weight");
+  const subChannels = shape("a.conv1d.0.weight")[3] ?? 0;
+  // the kernels put channels in 4-wide vector lanes
+  if (subChannels % 4 !== 0 || subChannels === 0) throw new Lfm2Error("SHAPE_MISMATCH", `subsampling channels ${subChannels} are not a multiple of 4`);
   return {
     dModel, nHeads, nMel, nLayers: num("block_count"),
     // the converter writes feed_forward_length = d_model; the FFN width is read from the weights
     ffDim: tensors.some((t) => t.name === "a.blk.0.ffn_up.weight") ? shape("a.blk.0.ffn_up.weight")[1] : num("feed_forward_length"),
-    subChannels: shape("a.conv1d.0.weight")[3] ?? 0,
+    subChannels,
     convKernel: tensors.some((t) => t.name === "a.blk.0.conv_dw.weight") ? shape("a.blk.0.conv_dw.weight")[0] : 9,
     adapterHidden: shape("mm.a.mlp.1.weight")[1],
     outDim: pos[0], posRows: pos[1] ?? 1,
@@ -79,7 +82,8 @@ export function audioTensorSpecs(c: AudioEncoderConfig): TensorSpec[] {
     }
     mat(`${p}linear_pos.weight`, d, d, l);
     vec(`${p}pos_bias_u`, [d / c.nHeads, c.nHeads], l); vec(`${p}pos_bias_v`, [d / c.nHeads, c.nHeads], l);
-    vec(`${p}conv_dw.weight`, [K, d], l); vec(`${p}conv_dw.bias`, [d], l);
+    specs.push({ name: `${p}conv_dw.weight`, kind: "conv", shape: [K, d], group: l }); // placed as [K][d]
+    vec(`${p}conv_dw.bias`, [d], l);
     vec(`${p}conv_norm.weight`, [d], l); vec(`${p}conv_norm.bias`, [d], l);
   }
   vec("mm.a.mlp.0.weight", [d]); vec("mm.a.mlp.0.bias", [d]);

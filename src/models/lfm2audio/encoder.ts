@@ -49,6 +49,17 @@ interface Layer {
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 
+/** assembly/conformer.ts's exports. */
+interface ConformerKernels {
+  conv2dS2(x: number, w: number, b: number, y: number, Ti: number, Fi: number, C: number, To: number, Fo: number,
+    depthwise: number, relu: number, t0: number, t1: number): void;
+  gluSigmoid(x: number, y: number, T: number, D: number): void;
+  depthwiseConv1dBnSilu(x: number, w: number, b: number, bnW: number, bnB: number, y: number, T: number, D: number, K: number): void;
+  relPosAttention(q: number, k: number, v: number, p: number, bu: number, bv: number, out: number, T: number, H: number,
+    dh: number, scale: number, h0: number, h1: number, scratch: number): void;
+  relPosAttentionScratch(T: number, dh: number): number;
+}
+
 /** erf to ~1e-7 absolute (Abramowitz & Stegun 7.1.26 is too coarse; this is Numerical Recipes' erfc). */
 function erf(x: number): number {
   const z = Math.abs(x), t = 1 / (1 + 0.5 * z);
@@ -121,8 +132,11 @@ export class AudioEncoder {
   /** Embedding rows a clip of `samples` 16 kHz samples yields (llama.cpp's count). */
   tokensForSamples(samples: number): number { return audioTokensForFrames(Math.floor(samples / 160) + 1); }
 
-  /** Normalised log-mel ([nMel][nFrames]) → embeddings. */
-  encodeMel(mel: LogMel): AudioEmbeddings {
+  /**
+   * Normalised log-mel ([nMel][nFrames]) → embeddings. `profile`, when given, receives milliseconds per
+   * stage (subsampling, matmuls, attention, conv module, elementwise) for the benchmark.
+   */
+  encodeMel(mel: LogMel, profile?: Record<string, number>): AudioEmbeddings {
     const c = this.config, A = this.shard.arena, ops = this.shard.ops;
     if (mel.nMel !== c.nMel) throw new Lfm2Error("SHAPE_MISMATCH", `mel has ${mel.nMel} bins, the encoder wants ${c.nMel}`);
     const T0 = mel.nFrames, F0 = c.nMel, C = c.subChannels, D = c.dModel;
@@ -130,6 +144,13 @@ export class AudioEncoder {
     const T = Math.floor((T2 + 1) / 2), F3 = F2 / 2;
     if (T < 1) throw new Lfm2Error("BAD_AUDIO", "audio too short");
     const mark = A.mark();
+    let clock = profile ? performance.now() : 0;
+    const lap = (stage: string) => {
+      if (!profile) return;
+      const now = performance.now();
+      profile[stage] = (profile[stage] ?? 0) + now - clock;
+      clock = now;
+    };
     try {
       const P = 2 * T - 1;
       const bufA = A.alloc(4 * T1 * F1 * C), bufB = A.alloc(4 * T1 * F1 * C);
@@ -137,9 +158,13 @@ export class AudioEncoder {
       const h2 = A.alloc(4 * T * Math.max(D * 2, c.ffDim, c.adapterHidden, c.outDim));
       const q = A.alloc(4 * T * D), k = A.alloc(4 * T * D), v = A.alloc(4 * T * D), att = A.alloc(4 * T * D);
       const posIn = A.alloc(4 * P * D), pos = A.alloc(4 * P * D);
+      const kern = this.shard.kernels as unknown as ConformerKernels;
+      const threads = this.shard.ops.executor?.size ?? 1;
+      const attScratch = A.alloc(4 * kern.relPosAttentionScratch(T, D / c.nHeads) * threads);
       const f32 = (p: number, n: number) => A.f32(p, n);
       const w = (name: string, n: number) => f32(this.w.vector(name), n);
       const linear = (m: Matrix, src: number, nTok: number, dst: number, bias?: number) => {
+        lap("elementwise");
         for (let t0 = 0; t0 < nTok; t0 += CHUNK) {
           const n = Math.min(CHUNK, nTok - t0);
           ops.matmul(m, ops.act(src + 4 * t0 * m.nIn, m.nIn, n), dst + 4 * t0 * m.nOut);
@@ -148,52 +173,32 @@ export class AudioEncoder {
           const y = f32(dst, nTok * m.nOut), b = f32(bias, m.nOut);
           for (let t = 0; t < nTok; t++) for (let i = 0; i < m.nOut; i++) y[t * m.nOut + i] += b[i];
         }
+        lap("matmul");
       };
       const pointwise = (name: string): Matrix => ({ ptr: this.w.vector(name), type: GGML.F32, nIn: C, nOut: C, rowBytes: 4 * C, x4: false });
       const relu = (p: number, n: number) => { const y = f32(p, n); for (let i = 0; i < n; i++) if (y[i] < 0) y[i] = 0; };
 
       // --- conv subsampling, activations [time][freq][channel] ---
+      const w9 = A.alloc(4 * 9 * C), melT = A.alloc(4 * T0 * F0);
+      /** conv weights [C][3][3] → [3·3][C] for the kernels; fp16-rounded for the first conv */
+      const taps = (name: string, round: boolean) => {
+        const src = w(name, 9 * C), dst = f32(w9, 9 * C);
+        for (let ch = 0; ch < C; ch++) for (let k = 0; k < 9; k++) dst[k * C + ch] = round ? roundToF16(src[ch * 9 + k]) : src[ch * 9 + k];
+        return w9;
+      };
       {
         // ggml_conv_2d runs as im2col in fp16 × the kernel converted to fp16 (f32 sums): both are rounded
-        const out = f32(bufA, T1 * F1 * C), wt = w("a.conv1d.0.weight", 9 * C).map(roundToF16), b = w("a.conv1d.0.bias", C);
-        for (let t = 0; t < T1; t++) for (let f = 0; f < F1; f++) {
-          const o = (t * F1 + f) * C;
-          for (let ch = 0; ch < C; ch++) out[o + ch] = b[ch];
-          for (let kh = 0; kh < 3; kh++) {
-            const ti = 2 * t + kh - 1;
-            if (ti < 0 || ti >= T0) continue;
-            for (let kw = 0; kw < 3; kw++) {
-              const fi = 2 * f + kw - 1;
-              if (fi < 0 || fi >= F0) continue;
-              const xv = roundToF16(mel.data[fi * T0 + ti]);
-              for (let ch = 0; ch < C; ch++) out[o + ch] += xv * wt[ch * 9 + kh * 3 + kw];
-            }
-          }
-          for (let ch = 0; ch < C; ch++) if (out[o + ch] < 0) out[o + ch] = 0;
-        }
+        const x0 = f32(melT, T0 * F0);
+        for (let fq = 0; fq < F0; fq++) for (let t = 0; t < T0; t++) x0[t * F0 + fq] = roundToF16(mel.data[fq * T0 + t]);
+        kern.conv2dS2(melT, taps("a.conv1d.0.weight", true), this.w.vector("a.conv1d.0.bias"), bufA, T0, F0, C, T1, F1, 0, 1, 0, T1);
       }
-      const depthwise = (src: number, Ti: number, Fi: number, dst: number, To: number, Fo: number, idx: number) => {
-        const inp = f32(src, Ti * Fi * C), out = f32(dst, To * Fo * C);
-        const wt = w(`a.conv1d.${idx}.weight`, 9 * C), b = w(`a.conv1d.${idx}.bias`, C);
-        for (let t = 0; t < To; t++) for (let f = 0; f < Fo; f++) {
-          const o = (t * Fo + f) * C;
-          for (let ch = 0; ch < C; ch++) out[o + ch] = b[ch];
-          for (let kh = 0; kh < 3; kh++) {
-            const ti = 2 * t + kh - 1;
-            if (ti < 0 || ti >= Ti) continue;
-            for (let kw = 0; kw < 3; kw++) {
-              const fi = 2 * f + kw - 1;
-              if (fi < 0 || fi >= Fi) continue;
-              const s = (ti * Fi + fi) * C, kk = kh * 3 + kw;
-              for (let ch = 0; ch < C; ch++) out[o + ch] += inp[s + ch] * wt[ch * 9 + kk];
-            }
-          }
-        }
-      };
-      depthwise(bufA, T1, F1, bufB, T2, F2, 2);
+      lap("subsampling");
+      kern.conv2dS2(bufA, taps("a.conv1d.2.weight", false), this.w.vector("a.conv1d.2.bias"), bufB, T1, F1, C, T2, F2, 1, 0, 0, T2);
+      lap("subsampling");
       linear(pointwise("a.conv1d.3.weight"), bufB, T2 * F2, bufA, this.w.vector("a.conv1d.3.bias"));
       relu(bufA, T2 * F2 * C);
-      depthwise(bufA, T2, F2, bufB, T, F3, 5);
+      kern.conv2dS2(bufA, taps("a.conv1d.5.weight", false), this.w.vector("a.conv1d.5.bias"), bufB, T2, F2, C, T, F3, 1, 0, 0, T);
+      lap("subsampling");
       linear(pointwise("a.conv1d.6.weight"), bufB, T * F3, bufA, this.w.vector("a.conv1d.6.bias"));
       relu(bufA, T * F3 * C);
       {
@@ -227,13 +232,18 @@ export class AudioEncoder {
         linear(L.k, h, T, k, L.kB);
         linear(L.v, h, T, v, L.vB);
         linear(L.linearPos, posIn, P, pos);
-        this.relPosAttention(q, k, v, pos, att, T, L.posBiasU, L.posBiasV);
+        lap("elementwise");
+        this.relPosAttention(kern, q, k, v, pos, att, T, L.posBiasU, L.posBiasV, attScratch);
+        lap("attention");
         linear(L.o, att, T, h, L.oB);
         this.addScaled(x, h, T * D, 1);
         // conv module
         this.layerNorm(x, h, T, L.normConv);
         linear(L.pw1, h, T, h2, L.pw1B);
-        this.convModule(h2, h, T, L);
+        lap("elementwise");
+        kern.gluSigmoid(h2, att, T, D);
+        kern.depthwiseConv1dBnSilu(att, L.dw, L.dwB, L.bnW, L.bnB, h, T, D, c.convKernel);
+        lap("conv module");
         linear(L.pw2, h, T, h2, L.pw2B);
         this.addScaled(x, h2, T * D, 1);
         // ½ FFN 2, output norm (the next layer's input and residual)
@@ -252,6 +262,7 @@ export class AudioEncoder {
         for (let i = 0; i < y.length; i++) y[i] = 0.5 * y[i] * (1 + erf(y[i] * Math.SQRT1_2));
       }
       linear(m3, h2, T, h, this.w.vector("mm.a.mlp.3.bias"));
+      lap("elementwise");
       const embeddings = f32(h, T * m3.nOut).slice();
       const rows = Array.from({ length: T }, (_, t) => embeddings.subarray(t * m3.nOut, (t + 1) * m3.nOut));
       return { tokens: T, embeddings, rows, melFrames: T0 };
@@ -290,52 +301,18 @@ export class AudioEncoder {
 
   /**
    * Transformer-XL attention: score(i, j) = ((q_i + u)·k_j + (q_i + v)·p_{T-1-i+j}) / √dh, where row r of
-   * `pos` is the projected encoding of distance T-1-r (i.e. p_{T-1-i+j} encodes i − j). Full (unmasked).
+   * `pos` is the projected encoding of distance T-1-r (i.e. p_{T-1-i+j} encodes i − j). Full (unmasked);
+   * heads are split across the worker pool.
    */
-  private relPosAttention(qp: number, kp: number, vp: number, pp: number, outp: number, T: number, up: number, vbp: number): void {
-    const { dModel: D, nHeads: H } = this.config, dh = D / H, A = this.shard.arena, P = 2 * T - 1;
-    const q = A.f32(qp, T * D), k = A.f32(kp, T * D), v = A.f32(vp, T * D), p = A.f32(pp, P * D), out = A.f32(outp, T * D);
-    const bu = A.f32(up, D), bv = A.f32(vbp, D);
-    const scale = 1 / Math.sqrt(dh), s = new Float64Array(T), qu = new Float64Array(dh), qv = new Float64Array(dh);
-    for (let hd = 0; hd < H; hd++) {
-      const o = hd * dh;
-      for (let i = 0; i < T; i++) {
-        for (let d = 0; d < dh; d++) { qu[d] = q[i * D + o + d] + bu[o + d]; qv[d] = q[i * D + o + d] + bv[o + d]; }
-        let max = -Infinity;
-        for (let j = 0; j < T; j++) {
-          let ac = 0, bd = 0;
-          const kr = j * D + o, pr = (T - 1 - i + j) * D + o;
-          for (let d = 0; d < dh; d++) { ac += qu[d] * k[kr + d]; bd += qv[d] * p[pr + d]; }
-          s[j] = (ac + bd) * scale;
-          if (s[j] > max) max = s[j];
-        }
-        let sum = 0;
-        for (let j = 0; j < T; j++) { s[j] = Math.exp(s[j] - max); sum += s[j]; }
-        for (let d = 0; d < dh; d++) {
-          let acc = 0;
-          for (let j = 0; j < T; j++) acc += s[j] * v[j * D + o + d];
-          out[i * D + o + d] = acc / sum;
-        }
-      }
-    }
-  }
-
-  /** GLU(sigmoid) → depthwise conv over time ("same" padding) → folded batch-norm → SiLU, into dst [T][D]. */
-  private convModule(srcp: number, dstp: number, T: number, L: Layer): void {
-    const { dModel: D, convKernel: K } = this.config, A = this.shard.arena, pad = (K - 1) >> 1;
-    const x = A.f32(srcp, T * 2 * D), y = A.f32(dstp, T * D);
-    const g = new Float32Array(T * D);
-    for (let t = 0; t < T; t++) for (let c = 0; c < D; c++) g[t * D + c] = x[t * 2 * D + c] * sigmoid(x[t * 2 * D + D + c]);
-    const w = A.f32(L.dw, K * D), b = A.f32(L.dwB, D), bnW = A.f32(L.bnW, D), bnB = A.f32(L.bnB, D);
-    for (let t = 0; t < T; t++) for (let c = 0; c < D; c++) {
-      let acc = b[c];
-      for (let kk = 0; kk < K; kk++) {
-        const ti = t + kk - pad;
-        if (ti >= 0 && ti < T) acc += g[ti * D + c] * w[c * K + kk];
-      }
-      const z = acc * bnW[c] + bnB[c];
-      y[t * D + c] = z * sigmoid(z);
-    }
+  private relPosAttention(kern: ConformerKernels, q: number, k: number, v: number, pos: number, out: number, T: number,
+    bu: number, bv: number, scratch: number): void {
+    const { dModel: D, nHeads: H } = this.config, dh = D / H, scale = 1 / Math.sqrt(dh);
+    const exec = this.shard.ops.executor;
+    const threads = Math.min(exec?.size ?? 1, H);
+    if (!exec || threads < 2) { kern.relPosAttention(q, k, v, pos, bu, bv, out, T, H, dh, scale, 0, H, scratch); return; }
+    const each = 4 * kern.relPosAttentionScratch(T, dh);
+    const parts = Array.from({ length: threads }, (_, t) => [Math.floor((t * H) / threads), Math.floor(((t + 1) * H) / threads), scratch + t * each]);
+    exec.run("relPosAttention", [q, k, v, pos, bu, bv, out, T, H, dh, scale], parts);
   }
 
   dispose(): void { this.shard.stopThreads(); }
