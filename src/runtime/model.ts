@@ -22,6 +22,9 @@ import type { ChatDelta, ChatOptions, ChatResult } from "../generate/generate.js
 import { groupBytes, packGroups, planWeights } from "./weights.js";
 import { Encoder, maxSim, type EmbedOptions, type Embedding, type RetrievalConfig } from "../models/colbert/encoder.js";
 import { VisionLanguage, visionChatStream, type ImageEmbedding } from "../models/lfm2vl/vlm.js";
+import { AudioLanguage, audioChatStream, ASR_SYSTEM_PROMPT, type AudioEmbedding } from "../models/lfm2audio/speech.js";
+import { loadAudioMmproj } from "../models/lfm2audio/encoder.js";
+import type { AudioInput } from "../audio/input.js";
 import { loadVisionEncoder } from "../models/lfm2vl/encoder.js";
 import type { ImageInput } from "../models/lfm2vl/image.js";
 import type { Lfm2VlImageOptions } from "../models/lfm2vl/preprocess.js";
@@ -45,7 +48,7 @@ export interface LoadOptions extends WasmOptions {
   maxShardBytes?: number;
   /** Bidirectional or pooled encoders take a whole sequence in one step: its most tokens (default 512). */
   encoderLength?: number;
-  /** LFM2-VL: the vision projector file (mmproj GGUF) that pairs with this text model. */
+  /** LFM2-VL or LFM2-Audio: the projector file (mmproj GGUF) that pairs with this text model. */
   mmproj?: SourceInput;
   /** LFM2-VL processor options (min/max_image_tokens, tiling) for every image of this model. */
   imageOptions?: Lfm2VlImageOptions;
@@ -87,7 +90,9 @@ export class Model {
     /** The model's tokenizer (null if the file carries none). */
     readonly tokenizer: Tokenizer | null, readonly chatTemplate: string | undefined,
     /** LFM2-VL: the vision tower and image-row registry (loaded with `mmproj`). */
-    readonly vision: VisionLanguage | null = null) {
+    readonly vision: VisionLanguage | null = null,
+    /** LFM2-Audio: the audio encoder and audio-row registry (loaded with an lfm2a `mmproj`). */
+    readonly audio: AudioLanguage | null = null) {
     if (this.isEncoder) this.embed = ((input: string | string[], opts?: EmbedOptions) => this.embedAny(input, opts)) as ModelEmbed;
   }
 
@@ -108,15 +113,31 @@ export class Model {
     const { contextLength, ...opts } = optionsObject(options, "chat options");
     const signal = checkSignal(opts.signal);
     const vl = this.vision;
+    const al = this.audio;
     return yield* exclusive(this.chatLock, signal, () => (vl && VisionLanguage.hasImages(messages)
       ? visionChatStream(vl, this.defaultSession(contextLength), messages, opts, this.chatTemplate)
-      : this.defaultSession(contextLength).chatStream(messages, opts)));
+      : al && AudioLanguage.hasAudio(messages)
+        ? audioChatStream(al, this.defaultSession(contextLength), messages, opts, this.chatTemplate)
+        : this.defaultSession(contextLength).chatStream(messages, opts)));
   }
 
   /** LFM2-VL (loaded with `mmproj`): an image's prompt tokens and projected embeddings (cached by content). */
   async encodeImage(image: ImageInput, opts: Lfm2VlImageOptions & { signal?: AbortSignal } = {}): Promise<ImageEmbedding> {
     if (!this.vision) throw new Lfm2Error("BAD_INPUT", "this model has no vision tower: load it with { mmproj }");
     return this.vision.encodeImage(image, opts);
+  }
+
+  /** LFM2-Audio (loaded with an lfm2a `mmproj`): a clip's session ids and projected embeddings (cached by content). */
+  encodeAudio(audio: AudioInput): AudioEmbedding {
+    if (!this.audio) throw new Lfm2Error("BAD_INPUT", "this model has no audio encoder: load it with an LFM2-Audio { mmproj }");
+    return this.audio.encodeAudio(audio);
+  }
+
+  /** Speech recognition: a chat turn with LFM2-Audio's ASR system prompt; greedy unless `opts` say otherwise. */
+  async transcribe(audio: AudioInput, opts: ChatOptions = {}): Promise<string> {
+    if (!this.audio) throw new Lfm2Error("BAD_INPUT", "this model has no audio encoder: load it with an LFM2-Audio { mmproj }");
+    const messages: ChatMessage[] = [{ role: "system", content: ASR_SYSTEM_PROMPT }, { role: "user", content: [{ type: "audio", audio }] }];
+    return (await this.chat(messages, { temperature: 0, ...opts })).text;
   }
 
   private defaultSession(ctx?: number): Session {
@@ -164,6 +185,7 @@ export class Model {
   /** Stop worker threads and free the chat session. Idle threads never keep a process alive. */
   dispose(): void {
     this.vision?.encoder.dispose();
+    this.audio?.encoder.dispose();
     this.chatSession?.dispose();
     this.chatSession = null;
     for (const s of this.shards) s.stopThreads();
@@ -387,11 +409,16 @@ export async function loadModel(input: ModelInput, options: LoadOptions = {}): P
       threads = 1;
     }
   }
-  let vision: VisionLanguage | null = null;
+  let vision: VisionLanguage | null = null, audio: AudioLanguage | null = null;
   if (opts.mmproj !== undefined) {
     if (!tokenizer) throw new Lfm2Error("BAD_INPUT", "an mmproj needs a text model with a tokenizer");
-    const encoder = await loadVisionEncoder(opts.mmproj, { ...opts, threads });
-    try { vision = new VisionLanguage(encoder, fwd, tokenizer, opts.imageOptions); } catch (e) { encoder.dispose(); throw e; }
+    const audioEncoder = await loadAudioMmproj(opts.mmproj, { ...opts, threads });
+    if (audioEncoder) {
+      try { audio = new AudioLanguage(audioEncoder, fwd, tokenizer); } catch (e) { audioEncoder.dispose(); throw e; }
+    } else {
+      const encoder = await loadVisionEncoder(opts.mmproj, { ...opts, threads });
+      try { vision = new VisionLanguage(encoder, fwd, tokenizer, opts.imageOptions); } catch (e) { encoder.dispose(); throw e; }
+    }
   }
   const types: Record<string, number> = {};
   let params = 0;
@@ -405,5 +432,5 @@ export async function loadModel(input: ModelInput, options: LoadOptions = {}): P
     architecture: c.architecture, name: typeof name === "string" ? name : undefined, format: r.format, config: c,
     tensorTypes: types, parameters: params, weightBytes: plan!.weightBytes, wasmVariant: variant, shards: shardInfo,
     threads, threadsNote, metadata: header.metadata,
-  }, vision?.forward ?? fwd, shards, tokenizer, r.chatTemplate(header), vision);
+  }, vision?.forward ?? audio?.forward ?? fwd, shards, tokenizer, r.chatTemplate(header), vision, audio);
 }

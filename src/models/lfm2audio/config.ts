@@ -25,9 +25,12 @@ export interface AudioEncoderConfig {
 /** Subsampled length: three stride-2 convs with kernel 3, padding 1. */
 export const audioTokensForFrames = (nFrames: number) => Math.floor((Math.floor((Math.floor((nFrames + 1) / 2) + 1) / 2) + 1) / 2);
 
+/** The mmproj is not an LFM2-Audio one (e.g. LFM2-VL's): callers may try another loader. */
+export class NotAudioMmproj extends Lfm2Error {}
+
 export function audioConfigFromGguf(meta: Map<string, GgufValue>, tensors: TensorInfo[]): AudioEncoderConfig {
   const proj = metaString(meta, "clip.projector_type") ?? metaString(meta, "clip.audio.projector_type");
-  if (proj !== "lfm2a") throw new Lfm2Error("UNSUPPORTED_ARCH", `not an LFM2-Audio mmproj (clip.projector_type is ${proj ?? "missing"}, expected lfm2a)`);
+  if (proj !== "lfm2a") throw new NotAudioMmproj("UNSUPPORTED_ARCH", `not an LFM2-Audio mmproj (clip.projector_type is ${proj ?? "missing"}, expected lfm2a)`);
   const num = (k: string) => {
     const v = metaNumber(meta, `clip.audio.${k}`);
     if (v === undefined || !Number.isInteger(v) || v < (k === "block_count" ? 0 : 1)) throw new Lfm2Error("BAD_METADATA", `clip.audio.${k} is missing or out of range`);

@@ -15,7 +15,7 @@ import { openSource, streamSource, type ProgressCallback, type SourceInput } fro
 import { planWeights } from "../../runtime/weights.js";
 import { toMono16k, type AudioInput } from "../../audio/input.js";
 import { logMelSpectrogram, type LogMel } from "../../audio/mel.js";
-import { audioConfigFromGguf, audioTensorSpecs, audioTokensForFrames, type AudioEncoderConfig } from "./config.js";
+import { audioConfigFromGguf, audioTensorSpecs, audioTokensForFrames, NotAudioMmproj, type AudioEncoderConfig } from "./config.js";
 
 /** Rows per matmul call (the activation buffers are sized for this many). */
 const CHUNK = 256;
@@ -316,4 +316,9 @@ export class AudioEncoder {
   }
 
   dispose(): void { this.shard.stopThreads(); }
+}
+
+/** An LFM2-Audio encoder if `input` is an lfm2a mmproj, else null (only its header has been read then). */
+export async function loadAudioMmproj(input: SourceInput, opts: AudioEncoderLoadOptions = {}): Promise<AudioEncoder | null> {
+  try { return await AudioEncoder.load(input, opts); } catch (e) { if (e instanceof NotAudioMmproj) return null; throw e; }
 }
