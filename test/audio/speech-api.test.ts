@@ -1,7 +1,8 @@
 // LFM2-Audio speech input end to end: loadModel(text, { mmproj: lfm2a }), model.encodeAudio, chat with
 // {type:"audio"} and OpenAI input_audio parts, clips reused from the session cache, model.transcribe.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { concatChunks } from "../../src/formats/gguf-writer.js";
@@ -9,7 +10,8 @@ import { syntheticGguf } from "../../src/models/synthetic.js";
 import { syntheticAudioMmproj } from "../../src/models/lfm2audio/synthetic.js";
 import { AudioEncoder } from "../../src/models/lfm2audio/encoder.js";
 import { loadModel, type Model } from "../../src/runtime/model.js";
-import { noise, tones } from "./signals.js";
+import { buildMtmdAudioDump } from "../../scripts/build-mtmd-audio.mjs";
+import { noise, speech, tones } from "./signals.js";
 
 const TEXT = { hiddenSize: 64, nLayers: 3, nHeads: 4, nKv: 2, ffDim: 128, attn: [1], vocabSize: 2048 };
 const AUDIO = { nLayers: 2, ffDim: 256, subChannels: 16, adapterHidden: 96, outDim: 64, posRows: 400, seed: 21 };
@@ -109,3 +111,41 @@ describe("LFM2-Audio model API", () => {
     await expect(loadModel(textPath, { mmproj: wide, threads: 1 })).rejects.toMatchObject({ code: "SHAPE_MISMATCH" });
   });
 });
+
+describe("logits after an audio prompt vs llama.cpp mtmd (text model + lfm2a mmproj)", () => {
+  let dir: string, textPath: string, mmPath: string, model: Model, tool: string | undefined, whyNot = "";
+  beforeAll(async () => {
+    try { tool = await buildMtmdAudioDump({ quiet: true }); } catch (e) { whyNot = `llama.cpp mtmd tool unavailable: ${(e as Error).message}`; }
+    dir = mkdtempSync(join(tmpdir(), "lfm2audio-logits-"));
+    textPath = join(dir, "text.gguf"); mmPath = join(dir, "mmproj.gguf");
+    writeFileSync(textPath, concatChunks(syntheticGguf({ shape: TEXT, weightType: "F32", seed: 5 })));
+    writeFileSync(mmPath, syntheticAudioMmproj({ ...AUDIO, weightType: "F32", seed: 6 }));
+    model = await loadModel(textPath, { mmproj: mmPath, threads: 1 });
+  }, 40 * 60_000);
+  afterAll(() => { model?.dispose(); rmSync(dir, { recursive: true, force: true }); });
+
+  const spoken = speech("Hello there, how are you today?");
+  it.for([["tones 1.2 s", tones(1.2)], ["espeak-ng speech", spoken]] as const)("%s", async ([, x], ctx) => {
+    if (!tool) return ctx.skip(whyNot);
+    if (typeof x === "string") return ctx.skip(x);
+    writeFileSync(join(dir, "in.f32"), new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
+    const prompt = "<|startoftext|><|im_start|>user\n<__media__>What was said?<|im_end|>\n<|im_start|>assistant\n";
+    execFileSync(tool, ["--prompt", textPath, mmPath, join(dir, "in.f32"), prompt, join(dir, "out")], { stdio: "ignore" });
+    const ref = JSON.parse(readFileSync(join(dir, "out.json"), "utf8")) as
+      { chunks: { type: string; tokens?: number[]; n_tokens?: number }[]; n_past: number; logits: number[] };
+    const messages = [{ role: "user", content: [{ type: "audio", audio: { samples: x, sampleRate: 16000 } }, { type: "text", text: "What was said?" }] }];
+    const ids = model.audio!.promptIds(messages);
+    // same layout: text ids, then as many audio rows as llama.cpp, then text ids
+    const layout = ids.map((t) => (model.audio!.isAudioId(t) ? -1 : t));
+    const refLayout = ref.chunks.flatMap((c) => (c.type === "text" ? c.tokens! : new Array(c.n_tokens!).fill(-1)));
+    expect(layout).toEqual(refLayout);
+    const s = model.createSession();
+    const logits = await s.forward(ids);
+    s.dispose();
+    let maxDiff = 0, maxAbs = 0;
+    for (let i = 0; i < ref.logits.length; i++) { maxDiff = Math.max(maxDiff, Math.abs(logits[i] - ref.logits[i])); maxAbs = Math.max(maxAbs, Math.abs(ref.logits[i])); }
+    console.log(`logits after ${ids.length} prompt positions: max |ours − llama.cpp| ${maxDiff.toExponential(2)} (max |logit| ${maxAbs.toFixed(2)})`);
+    expect(maxDiff / maxAbs).toBeLessThan(2e-4); // measured ≤ 2.4e-5
+  });
+});
+
