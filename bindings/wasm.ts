@@ -31,6 +31,9 @@ export interface KernelExports {
   addBias(x: P, b: P, n: number, nRows: number): void;
   gelu(x: P, n: number): void;
   geluQuick(x: P, n: number): void;
+  maxSimF32(q: P, nq: number, dim: number, vecs: P, offsets: P, d0: number, d1: number, best: P, out: P): void;
+  maxSimI8(q: P, qScales: P, nq: number, dim: number, vecs: P, scales: P, offsets: P, d0: number, d1: number,
+    best: P, out: P): void;
 }
 
 export interface WasmOptions {
