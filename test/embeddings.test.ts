@@ -39,7 +39,7 @@ describe.skipIf("reason" in tool)(`parity with llama-embedding ${"reason" in too
         const model = await loadModel(path, { threads: 1 });
         let worst = 0;
         for (const text of TEXTS) {
-          const e = await model.embed!(text, { prefix: false, normalize: false });
+          const e = await model.embed(text, { prefix: false, normalize: false });
           expect(e.tokens[0]).toBe(model.tokenizer!.bosId);
           worst = Math.max(worst, compareRows(e, llamaEmbeddingRows(bin, path, text)));
         }
@@ -54,7 +54,7 @@ describe.skipIf("reason" in tool)(`parity with llama-embedding ${"reason" in too
     it(`pooled (${name}) bidirectional model: one vector through embed`, async () => {
       const path = tinyModelPath({ weightType: "F32", embedding: { outDim: 48, pooling, causal: false } });
       const model = await loadModel(path, { threads: 1 });
-      const e = await model.embed!(TEXTS[1]);
+      const e = await model.embed(TEXTS[1]);
       expect(e.pooled).toBe(true);
       expect(e.rows).toBe(1);
       const worst = compareRows(e, llamaEmbeddingRows(bin, path, TEXTS[1], name));
@@ -67,12 +67,12 @@ describe.skipIf("reason" in tool)(`parity with llama-embedding ${"reason" in too
   it("a causal model's vectors do not depend on the chunk size; a bidirectional one's first token sees later ones", async () => {
     const long = TEXTS.join(" ");
     const causalPath = tinyModelPath({ embedding: { outDim: 32, pooling: 0 } });
-    const a = await (await loadModel(causalPath, { threads: 1, chunkSize: 7 })).embed!(long);
-    const b = await (await loadModel(causalPath, { threads: 1 })).embed!(long);
+    const a = await (await loadModel(causalPath, { threads: 1, chunkSize: 7 })).embed(long);
+    const b = await (await loadModel(causalPath, { threads: 1 })).embed(long);
     expect(a.rows).toBeGreaterThan(64);
     expect(Array.from(a.vectors)).toEqual(Array.from(b.vectors));
     const bidir = await loadModel(tinyModelPath({ embedding: { outDim: 32, pooling: 0, causal: false, bias: true } }), { threads: 1 });
-    const x = await bidir.embed!("hello world"), y = await bidir.embed!("hello there");
+    const x = await bidir.embed("hello world"), y = await bidir.embed("hello there");
     expect(x.vectors[0]).not.toBe(y.vectors[0]);
   });
 });
@@ -85,7 +85,7 @@ describe("node-llama-cpp (second check, causal: the last token's vector)", () =>
     const model = await loadModel(path, { threads: 1 });
     for (const text of TEXTS.slice(0, 3)) {
       const ref = (await ctx.getEmbeddingFor(text)).vector;
-      const e = await model.embed!(text);
+      const e = await model.embed(text);
       expect(ref.length).toBe(e.dim);
       const last = e.vectors.subarray((e.rows - 1) * e.dim);
       const worst = Math.max(...ref.map((v, j) => Math.abs(v - last[j])));
@@ -163,9 +163,19 @@ describe("retrieval API", () => {
 
   it("text-generation models are not encoders; bad inputs are typed errors", async () => {
     const lm = await loadModel(tinyModelPath(), { threads: 1 });
-    expect(lm.embed).toBeUndefined();
-    await expect(model.embed!(42 as any)).rejects.toMatchObject({ code: "BAD_INPUT" });
-    await expect(model.embed!(["a"])).rejects.toMatchObject({ code: "BAD_INPUT" }); // per-token model: no OpenAI vectors
+    expect(lm.info.embedding).toBeUndefined();
+    expect(lm.isEncoder).toBe(false);
+    for (const call of [() => lm.embed("hi"), () => lm.embed(["hi"]), () => lm.embedQuery("hi"), () => lm.embedDocuments(["hi"])]) {
+      await expect(call()).rejects.toMatchObject({ code: "BAD_INPUT", message: expect.stringMatching(/is a text-generation model, not an embedding model/) });
+    }
+    expect(model.info.embedding).toEqual({ dim: 32, pooling: "none", causal: false });
+    const pooled = await loadModel(tinyModelPath({ embedding: { outDim: 48, pooling: 1 } }), { threads: 1 });
+    expect(pooled.info.embedding).toEqual({ dim: 48, pooling: "mean", causal: true });
+    const [v] = await pooled.embed(["hello"]);
+    expect(v).toBeInstanceOf(Float32Array);
+    expect(v.length).toBe(48);
+    await expect(model.embed(42 as any)).rejects.toMatchObject({ code: "BAD_INPUT" });
+    await expect(model.embed(["a"])).rejects.toMatchObject({ code: "BAD_INPUT" }); // per-token model: no OpenAI vectors
     await expect(model.embedDocuments("x" as any)).rejects.toMatchObject({ code: "BAD_INPUT" });
     await expect((await createIndex(model)).search("q", 0)).rejects.toMatchObject({ code: "BAD_INPUT" });
   });

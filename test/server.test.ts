@@ -346,8 +346,12 @@ describe("errors", () => {
 
   it("/v1/embeddings: a 400 for a text-generation model; an embed() method is served in OpenAI shape", async () => {
     await expectError(await post("/v1/embeddings", { model: NAME, input: "hello" }), 400, "model", "model_not_embedding");
-    // an embedding-capable model: here the last position's logits (first 8) as the vector
+    // a text-generation Model has embed() too (it throws): the descriptor decides
+    expect(model.info.embedding).toBeUndefined();
+    await expect(model.embed(["hello"])).rejects.toMatchObject({ code: "BAD_INPUT" });
+    // an embedding model (info.embedding): here the last position's logits (first 8) as the vector
     const embedder = Object.assign(Object.create(model) as Model, {
+      info: { ...model.info, embedding: { dim: 8, pooling: "last", causal: true } },
       async embed(texts: string[]) {
         return Promise.all(texts.map(async (t) => {
           const s = model.createSession({ contextLength: 256 });

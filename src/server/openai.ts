@@ -16,12 +16,13 @@ import {
 
 /** What the handler needs from a model (a loaded `Model` has it all). */
 export interface ServableModel {
-  readonly info: { name?: string; config: { vocabSize: number } };
+  /** `embedding` present (a loaded Model's info.embedding) marks an embedding model: /v1/embeddings serves it. */
+  readonly info: { name?: string; config: { vocabSize: number }; embedding?: { dim: number } };
   readonly tokenizer: Tokenizer | null;
   createSession(opts?: SessionOptions): Session;
   /**
-   * Embedding models implement this; /v1/embeddings serves it. Models without it answer that route with
-   * a 400 saying the model is not an embedding model.
+   * One vector per text. /v1/embeddings calls it only for models whose info has `embedding`; the others
+   * answer that route with a 400 saying the model is not an embedding model.
    */
   embed?(texts: string[], opts?: { signal?: AbortSignal }): Promise<ArrayLike<number>[]>;
 }
@@ -338,7 +339,7 @@ export function createOpenAIHandler(model: ServableModel, opts: OpenAIHandlerOpt
     const req = parseEmbeddingRequest(await readJson(c.req.raw));
     checkModel(req.model);
     const embed = model.embed;
-    if (typeof embed !== "function") {
+    if (!model.info.embedding || typeof embed !== "function") {
       throw new HttpError(400, `The model '${modelName}' is not an embedding model: /v1/embeddings needs a model with embeddings.`,
         "model", "model_not_embedding");
     }

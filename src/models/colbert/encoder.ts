@@ -61,6 +61,28 @@ export function retrievalConfigFromJson(j: Record<string, any> | undefined, base
   return c;
 }
 
+/** What an embedding model gives (ModelInfo.embedding; absent on text-generation models). */
+export interface EmbeddingInfo {
+  /** Width of each vector (dense_2's output, else the hidden size). */
+  dim: number;
+  /** "none": one vector per token (ColBERT); otherwise how the sequence is pooled into one vector. */
+  pooling: "none" | "mean" | "cls" | "last";
+  /** false: bidirectional attention and the centred short conv (LFM2.5-ColBERT / Embedding). */
+  causal: boolean;
+}
+
+const POOLING_NAMES = ["none", "mean", "cls", "last"] as const;
+
+/**
+ * The embedding descriptor of a model, or undefined for a text-generation model. Encoders are the files
+ * llama.cpp treats as embedding models: a dense_2 projection, a pooling type or a bidirectional trunk.
+ */
+export function embeddingInfoOf(fwd: Lfm2Forward): EmbeddingInfo | undefined {
+  const c = fwd.cfg;
+  if (c.embeddingOut === undefined && c.pooling === undefined && c.causal && fwd.w.denseOut === undefined) return undefined;
+  return { dim: fwd.w.denseOut?.nOut ?? c.hiddenSize, pooling: POOLING_NAMES[c.pooling ?? 0], causal: c.causal };
+}
+
 export interface EmbedOptions {
   /** Add the query/document prefix: true (document prefix for embed), false, or the prefix text. Default false. */
   prefix?: boolean | string;
