@@ -20,7 +20,9 @@ import { assertVocabFits, Tokenizer } from "../text/tokenizer.js";
 import type { ChatMessage } from "../text/chat-template.js";
 import type { ChatDelta, ChatOptions, ChatResult } from "../generate/generate.js";
 import { groupBytes, packGroups, planWeights } from "./weights.js";
-import { Encoder, maxSim, type EmbedOptions, type Embedding, type RetrievalConfig } from "../models/colbert/encoder.js";
+import {
+  Encoder, embeddingInfoOf, maxSim, type EmbedOptions, type Embedding, type EmbeddingInfo, type RetrievalConfig,
+} from "../models/colbert/encoder.js";
 import { VisionLanguage, visionChatStream, type ImageEmbedding } from "../models/lfm2vl/vlm.js";
 import { AudioLanguage, audioChatStream, ASR_SYSTEM_PROMPT, type AudioEmbedding } from "../models/lfm2audio/speech.js";
 import { loadAudioMmproj } from "../models/lfm2audio/encoder.js";
@@ -75,11 +77,8 @@ export interface ModelInfo {
   /** Why threads are off, when they are. */
   threadsNote?: string;
   metadata: Map<string, GgufValue>;
-}
-
-export interface ModelEmbed {
-  (text: string, opts?: EmbedOptions): Promise<Embedding>;
-  (texts: string[], opts?: EmbedOptions): Promise<Float32Array[]>;
+  /** Embedding / retrieval models only: their vectors' width, pooling and attention (absent on text-generation models). */
+  embedding?: EmbeddingInfo;
 }
 
 export class Model {
@@ -92,9 +91,7 @@ export class Model {
     /** LFM2-VL: the vision tower and image-row registry (loaded with `mmproj`). */
     readonly vision: VisionLanguage | null = null,
     /** LFM2-Audio: the audio encoder and audio-row registry (loaded with an lfm2a `mmproj`). */
-    readonly audio: AudioLanguage | null = null) {
-    if (this.isEncoder) this.embed = ((input: string | string[], opts?: EmbedOptions) => this.embedAny(input, opts)) as ModelEmbed;
-  }
+    readonly audio: AudioLanguage | null = null) {}
 
   /**
    * Chat with the model (OpenAI-style messages); turns reuse one internal session's cache. Calls are
@@ -155,32 +152,38 @@ export class Model {
 
   private enc: Encoder | null = null;
   private get encoder(): Encoder { return (this.enc ??= new Encoder(this.fwd, this.tokenizer)); }
-  /** True for retrieval / embedding models: a dense_2 projection, a pooling type or a bidirectional trunk. */
-  get isEncoder(): boolean {
-    const c = this.info.config;
-    return c.embeddingOut !== undefined || c.pooling !== undefined || !c.causal || this.fwd.w.denseOut !== undefined;
+  /** True for retrieval / embedding models (those with info.embedding). */
+  get isEncoder(): boolean { return this.info.embedding !== undefined; }
+  /** The encoder, or BAD_INPUT on a text-generation model. */
+  private encoderFor(method: string): Encoder {
+    if (!this.info.embedding) {
+      throw new Lfm2Error("BAD_INPUT", `${this.info.name ?? "this model"} is a text-generation model, not an embedding model: ` +
+        `${method} needs a retrieval / embedding model (dense_2 projection, pooling type or bidirectional trunk)`);
+    }
+    return this.encoder;
   }
   /** Query/document prefixes, lengths, expansion and skiplist used by embedQuery / embedDocuments. */
   get retrieval(): RetrievalConfig { return this.encoder.retrieval; }
   set retrieval(r: RetrievalConfig) { this.encoder.retrieval = { ...r }; }
   /**
-   * Encoders only (undefined on text-generation models, so servers can tell): a text's raw vectors, one
-   * row per token (BOS included) or one row for a pooled model. An array of texts (the OpenAI
-   * /v1/embeddings seam) gives one vector per text and needs a pooled model.
+   * Embedding models (info.embedding) only; text-generation models reject it with BAD_INPUT. A text's raw
+   * vectors, one row per token (BOS included) or one row for a pooled model. An array of texts (the
+   * OpenAI /v1/embeddings seam) gives one vector per text and needs a pooled model.
    */
-  readonly embed?: ModelEmbed;
+  embed(text: string, opts?: EmbedOptions): Promise<Embedding>;
+  embed(texts: string[], opts?: EmbedOptions): Promise<Float32Array[]>;
+  async embed(input: string | string[], opts?: EmbedOptions): Promise<Embedding | Float32Array[]> {
+    const enc = this.encoderFor("embed");
+    if (!Array.isArray(input)) return enc.embed(input, opts);
+    if (!enc.pooled) throw new Lfm2Error("BAD_INPUT", "a per-token (ColBERT) model gives one vector per token: call embed(text)");
+    return input.map((t) => enc.embed(t, opts).vectors);
+  }
   /** A retrieval query: prefixed, length-limited, L2-normalised rows. */
-  async embedQuery(text: string): Promise<Embedding> { return this.encoder.embedQuery(text); }
+  async embedQuery(text: string): Promise<Embedding> { return this.encoderFor("embedQuery").embedQuery(text); }
   /** Retrieval documents: prefixed, length-limited, skiplist dropped, L2-normalised rows. */
-  async embedDocuments(texts: string[]): Promise<Embedding[]> { return this.encoder.embedDocuments(texts); }
+  async embedDocuments(texts: string[]): Promise<Embedding[]> { return this.encoderFor("embedDocuments").embedDocuments(texts); }
   /** ColBERT MaxSim score of a query against a document. */
   maxSim(q: Embedding, d: Embedding): number { return maxSim(q, d); }
-
-  private async embedAny(input: string | string[], opts?: EmbedOptions): Promise<Embedding | Float32Array[]> {
-    if (!Array.isArray(input)) return this.encoder.embed(input, opts);
-    if (!this.encoder.pooled) throw new Lfm2Error("BAD_INPUT", "a per-token (ColBERT) model gives one vector per token: call embed(text)");
-    return input.map((t) => this.encoder.embed(t, opts).vectors);
-  }
 
   /** Stop worker threads and free the chat session. Idle threads never keep a process alive. */
   dispose(): void {
@@ -190,7 +193,6 @@ export class Model {
     this.chatSession = null;
     for (const s of this.shards) s.stopThreads();
   }
-
 
   createSession(opts: SessionOptions = {}): Session {
     const o = optionsObject(opts, "session options");
@@ -424,6 +426,7 @@ export async function loadModel(input: ModelInput, options: LoadOptions = {}): P
   let params = 0;
   for (const t of header.tensors) { types[t.type.name] = (types[t.type.name] ?? 0) + 1; params += t.shape.reduce((a, b) => a * b, 1); }
   const name = header.metadata.get("general.name");
+  const embedding = embeddingInfoOf(fwd);
   const shardInfo: ShardInfo[] = shards.map((s) => ({ weightBytes: 0, layers: [], head: false }));
   for (const [g, s] of shardOf) if (g < 0) shardInfo[s].head = true; else shardInfo[s].layers.push(g);
   const gb = groupBytes(architecture(c.architecture).tensors(c), header.tensors);
@@ -431,6 +434,6 @@ export async function loadModel(input: ModelInput, options: LoadOptions = {}): P
   return new Model({
     architecture: c.architecture, name: typeof name === "string" ? name : undefined, format: r.format, config: c,
     tensorTypes: types, parameters: params, weightBytes: plan!.weightBytes, wasmVariant: variant, shards: shardInfo,
-    threads, threadsNote, metadata: header.metadata,
+    threads, threadsNote, metadata: header.metadata, ...(embedding ? { embedding } : {}),
   }, vision?.forward ?? audio?.forward ?? fwd, shards, tokenizer, r.chatTemplate(header), vision, audio);
 }
