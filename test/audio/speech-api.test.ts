@@ -10,6 +10,7 @@ import { syntheticGguf } from "../../src/models/synthetic.js";
 import { syntheticAudioMmproj } from "../../src/models/lfm2audio/synthetic.js";
 import { AudioEncoder } from "../../src/models/lfm2audio/encoder.js";
 import { loadModel, type Model } from "../../src/runtime/model.js";
+import type { ChatMessage } from "../../src/text/chat-template.js";
 import { buildMtmdAudioDump } from "../../scripts/build-mtmd-audio.mjs";
 import { noise, speech, tones } from "./signals.js";
 
@@ -74,7 +75,7 @@ describe("LFM2-Audio model API", () => {
   });
 
   it("chat with an audio part generates what a session fed the same ids does (greedy), and reuses the prefix", async () => {
-    const messages = [{ role: "user", content: [{ type: "audio", audio: clipWav }, { type: "text", text: "What was said?" }] }];
+    const messages: ChatMessage[] = [{ role: "user", content: [{ type: "audio", audio: clipWav }, { type: "text", text: "What was said?" }] }];
     const r = await model.chat(messages, { maxTokens: 6, temperature: 0 });
     const ids = model.audio!.promptIds(messages);
     const s = model.createSession();
@@ -84,7 +85,7 @@ describe("LFM2-Audio model API", () => {
     expect(r.usage.promptTokens).toBe(ids.length);
     expect(r.text).toBe(text);
     // the next turn carries the same clip: the whole first prompt, audio rows included, comes from the cache
-    const turn2 = [...messages, { role: "assistant", content: r.text }, { role: "user", content: "Again." }];
+    const turn2: ChatMessage[] = [...messages, { role: "assistant", content: r.text }, { role: "user", content: "Again." }];
     const r2 = await model.chat(turn2, { maxTokens: 2, temperature: 0 });
     expect(r2.usage.cachedTokens).toBeGreaterThanOrEqual(ids.length);
   });
@@ -133,7 +134,7 @@ describe("logits after an audio prompt vs llama.cpp mtmd (text model + lfm2a mmp
     execFileSync(tool, ["--prompt", textPath, mmPath, join(dir, "in.f32"), prompt, join(dir, "out")], { stdio: "ignore" });
     const ref = JSON.parse(readFileSync(join(dir, "out.json"), "utf8")) as
       { chunks: { type: string; tokens?: number[]; n_tokens?: number }[]; n_past: number; logits: number[] };
-    const messages = [{ role: "user", content: [{ type: "audio", audio: { samples: x, sampleRate: 16000 } }, { type: "text", text: "What was said?" }] }];
+    const messages: ChatMessage[] = [{ role: "user", content: [{ type: "audio", audio: { samples: x, sampleRate: 16000 } }, { type: "text", text: "What was said?" }] }];
     const ids = model.audio!.promptIds(messages);
     // same layout: text ids, then as many audio rows as llama.cpp, then text ids
     const layout = ids.map((t) => (model.audio!.isAudioId(t) ? -1 : t));
