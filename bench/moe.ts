@@ -1,8 +1,9 @@
 // LFM2-MoE at full size: a synthetic file in a published MoE shape (bench/moe-file.ts, Q4_0), loaded
 // through the public loadModel in Node (several WebAssembly memories), checked against native
 // llama.cpp on the same file, then timed beside it. Heavy (≈10 GB RAM with both engines for 8B-A1B):
-//   tsx bench/moe.ts [--shape 8B-A1B|24B-A2B] [--check] [--speed] [--threads 1,2] [--prompt 256] [--gen 32] [--keep]
-// With neither --check nor --speed it does both. The file is deleted afterwards unless --keep.
+//   npm run bench:moe -- [--shape 8B-A1B|24B-A2B] [--check] [--speed] [--threads 1,2] [--prompt 256] [--gen 32] [--keep]
+// (= tsx bench/moe.ts …). With neither --check nor --speed it does both. The file is deleted afterwards unless --keep.
+// The 24B-A2B shape (≈13 GB) is meant for --check alone: llama.cpp runs first and is closed before ours loads.
 import { existsSync, mkdirSync, rmSync, statSync } from "node:fs";
 import { cpus, freemem, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
