@@ -122,6 +122,8 @@ describe("retrieval API", () => {
     model.retrieval = { ...model.retrieval, queryLength: 4 };
     expect((await model.embedQuery("a long query with many words")).rows).toBe(4);
     model.retrieval = { ...model.retrieval, queryLength: 24, queryExpansion: true, maskTokenId: 0 };
+    await expect(model.embedQuery("short")).rejects.toMatchObject({ code: "BAD_INPUT", message: expect.stringMatching(/attend_to_expansion_tokens/) });
+    model.retrieval = { ...model.retrieval, attendToExpansionTokens: true };
     const expanded = await model.embedQuery("short");
     expect(expanded.rows).toBe(24);
     expect(expanded.tokens.slice(-3)).toEqual([0, 0, 0]);

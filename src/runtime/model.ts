@@ -6,7 +6,7 @@ import { Shard } from "../../bindings/shard.js";
 import { canShareMemory, chooseVariant, compileVariant, type WasmOptions, type WasmVariant } from "../../bindings/wasm.js";
 import { Lfm2Error, throwIfAborted } from "../errors.js";
 import { NeedMoreBytes, parseGguf, type GgufValue, type TensorInfo } from "../formats/gguf.js";
-import { parseSafetensors } from "../formats/safetensors.js";
+import { openSafetensorsShards, parseSafetensors, safetensorsShardNames } from "../formats/safetensors.js";
 import { hfSource, isHfSpec } from "../io/hub.js";
 import { assertWholeGguf, isSplitSource, openSplitParts, parseSplitName, splitSource, streamSplitGguf } from "../io/split.js";
 import { cachedUrlSource, type ModelCacheMode } from "../io/browser-cache.js";
@@ -23,6 +23,7 @@ import { groupBytes, packGroups, planWeights } from "./weights.js";
 import {
   Encoder, embeddingInfoOf, maxSim, type EmbedOptions, type Embedding, type EmbeddingInfo, type RetrievalConfig,
 } from "../models/colbert/encoder.js";
+import { encoderConfigJson, encoderParts, readSentenceTransformersFolder, type SentenceTransformersInput } from "../models/colbert/hf.js";
 import { VisionLanguage, visionChatStream, type ImageEmbedding } from "../models/lfm2vl/vlm.js";
 import { AudioLanguage, audioChatStream, ASR_SYSTEM_PROMPT, type AudioEmbedding } from "../models/lfm2audio/speech.js";
 import { loadAudioMmproj } from "../models/lfm2audio/encoder.js";
@@ -205,9 +206,11 @@ export class Model {
 }
 
 /** A Hugging Face model: config.json + model.safetensors (+ tokenizer files), each as data or a source. */
-export interface HfModelInput {
+/** sentence-transformers / PyLate parts (1_Dense, 1_Pooling, config_sentence_transformers.json) make it an encoder. */
+export interface HfModelInput extends SentenceTransformersInput {
   config: Record<string, unknown> | string;
-  safetensors: SourceInput;
+  /** model.safetensors, or the parts of a sharded checkpoint in order (model-00001-of-0000n, …). */
+  safetensors: SourceInput | SourceInput[];
   tokenizer?: Record<string, unknown> | string;
   tokenizerConfig?: Record<string, unknown> | string;
   chatTemplate?: string;
@@ -223,6 +226,8 @@ interface Resolved {
   parse(prefix: Uint8Array, size: number): Header;
   tokenizer(h: Header): Tokenizer | null;
   chatTemplate(h: Header): string | undefined;
+  /** Retrieval settings read beside the weights (PyLate's config_sentence_transformers.json). */
+  retrieval?: RetrievalConfig;
 }
 
 const asJson = (v: Record<string, unknown> | string | undefined, what: string): Record<string, any> | undefined => {
@@ -250,12 +255,12 @@ async function readHfFolder(path: string): Promise<HfModelInput | null> {
   const config = await read("config.json");
   if (config === undefined) throw new Lfm2Error("BAD_INPUT", `${path} is a folder without config.json`);
   const names = await fs.readdir(path);
+  let safetensors: string | string[] = `${path}/model.safetensors`;
   if (!names.includes("model.safetensors")) {
-    throw new Lfm2Error("BAD_INPUT", names.some((n) => n.endsWith(".safetensors"))
-      ? `${path}: sharded safetensors checkpoints are not supported yet; merge them into model.safetensors`
-      : `${path} has no model.safetensors`);
+    if (!names.some((n) => n.endsWith(".safetensors"))) throw new Lfm2Error("BAD_INPUT", `${path} has no model.safetensors`);
+    safetensors = safetensorsShardNames(names, await read("model.safetensors.index.json")).map((n) => `${path}/${n}`);
   }
-  return { config, safetensors: `${path}/model.safetensors`, tokenizer: await read("tokenizer.json"), tokenizerConfig: await read("tokenizer_config.json"), chatTemplate: await read("chat_template.jinja") };
+  return { config, safetensors, tokenizer: await read("tokenizer.json"), tokenizerConfig: await read("tokenizer_config.json"), chatTemplate: await read("chat_template.jinja"), ...(await readSentenceTransformersFolder(path)) };
 }
 
 /** The byte source of a GGUF input: hub specs, split files, cached URLs, or anything openSource takes. */
@@ -279,12 +284,18 @@ async function resolveInput(input: ModelInput, opts: LoadOptions): Promise<Resol
     const cfgJson = asJson(hf.config, "config.json")!;
     const tokJson = asJson(hf.tokenizer, "tokenizer.json");
     const tokCfg = asJson(hf.tokenizerConfig, "tokenizer_config.json");
+    const sharded = Array.isArray(hf.safetensors)
+      ? await openSafetensorsShards(await Promise.all(hf.safetensors.map((p) => openSource(p, signal))), signal) : undefined;
+    const trunk = sharded?.src ?? await openSource(hf.safetensors as SourceInput, signal);
+    // a retrieval encoder: the Dense module's file follows the trunk's bytes, its tensors named dense_2.*
+    const enc = await encoderParts(trunk, hf, cfgJson, (s) => openSource(s, signal), signal);
     return {
-      src: await openSource(hf.safetensors, signal), format: "safetensors",
+      src: enc?.src ?? trunk, format: "safetensors", retrieval: enc?.retrieval,
       parse(prefix, size) {
-        const f = parseSafetensors(prefix, size);
+        const f = sharded?.file ?? parseSafetensors(prefix, enc ? trunk.size : size);
         const metadata = new Map<string, GgufValue>(Object.entries(f.metadata));
-        return { tensors: f.tensors, metadata, config: configFromHf(cfgJson) };
+        const config = configFromHf(encoderConfigJson(cfgJson));
+        return enc ? { tensors: [...f.tensors, ...enc.tensors], metadata, config: enc.config(config, cfgJson) } : { tensors: f.tensors, metadata, config };
       },
       tokenizer: () => (tokJson ? Tokenizer.fromHfJson(tokJson, tokCfg) : null),
       chatTemplate: () => hf.chatTemplate ?? (typeof tokCfg?.chat_template === "string" ? tokCfg.chat_template : undefined),
@@ -431,9 +442,11 @@ export async function loadModel(input: ModelInput, options: LoadOptions = {}): P
   for (const [g, s] of shardOf) if (g < 0) shardInfo[s].head = true; else shardInfo[s].layers.push(g);
   const gb = groupBytes(architecture(c.architecture).tensors(c), header.tensors);
   for (const [g, b] of gb) shardInfo[shardOf.get(g)!].weightBytes += b;
-  return new Model({
+  const model = new Model({
     architecture: c.architecture, name: typeof name === "string" ? name : undefined, format: r.format, config: c,
     tensorTypes: types, parameters: params, weightBytes: plan!.weightBytes, wasmVariant: variant, shards: shardInfo,
     threads, threadsNote, metadata: header.metadata, ...(embedding ? { embedding } : {}),
   }, vision?.forward ?? audio?.forward ?? fwd, shards, tokenizer, r.chatTemplate(header), vision, audio);
+  if (r.retrieval) model.retrieval = r.retrieval;
+  return model;
 }

@@ -35,6 +35,12 @@ export interface RetrievalConfig {
   documentLength: number;
   /** Pad queries to queryLength with the mask token (ColBERT query augmentation). */
   queryExpansion: boolean;
+  /**
+   * PyLate's attend_to_expansion_tokens: whether the other tokens see the expansion tokens. This runtime
+   * encodes them as ordinary tokens (true); false (PyLate's default) needs an attention/conv key mask it
+   * does not implement, so expanded queries then fail with BAD_INPUT instead of giving other vectors.
+   */
+  attendToExpansionTokens: boolean;
   /** Token id queries are padded with (the tokenizer's mask / pad token when not given). */
   maskTokenId?: number;
   /** Words whose tokens are dropped from documents after the prefix (each must be one token in the vocabulary). */
@@ -42,7 +48,7 @@ export interface RetrievalConfig {
 }
 
 export const DEFAULT_RETRIEVAL: RetrievalConfig = {
-  queryPrefix: "[Q] ", documentPrefix: "[D] ", queryLength: 32, documentLength: 180, queryExpansion: false,
+  queryPrefix: "[Q] ", documentPrefix: "[D] ", queryLength: 32, documentLength: 180, queryExpansion: false, attendToExpansionTokens: false,
   skiplistWords: [..."!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"],
 };
 
@@ -57,6 +63,7 @@ export function retrievalConfigFromJson(j: Record<string, any> | undefined, base
   c.queryLength = int(j.query_length) ?? c.queryLength;
   c.documentLength = int(j.document_length) ?? c.documentLength;
   if (typeof j.do_query_expansion === "boolean") c.queryExpansion = j.do_query_expansion;
+  if (typeof j.attend_to_expansion_tokens === "boolean") c.attendToExpansionTokens = j.attend_to_expansion_tokens;
   if (Array.isArray(j.skiplist_words)) c.skiplistWords = j.skiplist_words.filter((w: unknown) => typeof w === "string");
   return c;
 }
@@ -159,6 +166,10 @@ export class Encoder {
     const r = this.retrieval;
     let ids = this.tok().encode(r.queryPrefix + text).slice(0, r.queryLength);
     if (r.queryExpansion && ids.length < r.queryLength) {
+      if (!r.attendToExpansionTokens) {
+        throw new Lfm2Error("BAD_INPUT", "query expansion with attend_to_expansion_tokens false needs masked expansion tokens, " +
+          "which this runtime does not implement; set retrieval.attendToExpansionTokens = true to encode them as ordinary tokens");
+      }
       const mask = r.maskTokenId ?? this.tok().tokenId("<|mask|>") ?? this.tok().tokenId("[MASK]") ?? this.tokenizer!.padId;
       if (mask === undefined || mask === null) throw new Lfm2Error("BAD_INPUT", "query expansion needs a mask token id (retrieval.maskTokenId)");
       while (ids.length < r.queryLength) ids.push(mask);
