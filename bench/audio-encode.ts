@@ -1,8 +1,13 @@
 // Speech-in benchmark: real-time factor (encode time / audio duration) of the LFM2-Audio front end +
 // encoder + adapter, on a synthetic mmproj of the published encoder's size (17 layers × 512, FF 2048,
-// 256 subsampling channels, adapter → 2048), one and all threads; per-stage times.
-//   npx tsx bench/audio-encode.ts [--seconds 10] [--type F16] [--threads 1,2] [--reps 3]
+// 256 subsampling channels, adapter → 2048), one and all threads; per-stage times; beside it llama.cpp's
+// libmtmd encoder (clip_image_batch_encode, mel excluded) on the same file when the tool builds.
+//   npx tsx bench/audio-encode.ts [--seconds 10] [--type F16] [--threads 1,2] [--reps 3] [--no-native]
+import { spawnSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
+import { join } from "node:path";
+import { buildMtmdAudioDump } from "../scripts/build-mtmd-audio.mjs";
 import { AudioEncoder } from "../src/models/lfm2audio/encoder.js";
 import { syntheticAudioMmproj } from "../src/models/lfm2audio/synthetic.js";
 import { logMelSpectrogram } from "../src/audio/mel.js";
@@ -43,3 +48,26 @@ for (const threads of threadList) {
     `(${(seconds * 1000 / best).toFixed(1)}× real time); mel ${bestMel.toFixed(0)} ms; stages ms: ${stageText}`);
   enc.dispose();
 }
+
+if (!process.argv.includes("--no-native")) {
+  try {
+    const tool = await buildMtmdAudioDump({ quiet: true });
+    const dir = join(process.cwd(), ".cache", "bench");
+    mkdirSync(dir, { recursive: true });
+    const mm = join(dir, `audio-mmproj-${type}.gguf`), pcm = join(dir, "audio-bench.f32");
+    writeFileSync(mm, bytes);
+    writeFileSync(pcm, new Uint8Array(x.buffer));
+    for (const threads of threadList) {
+      let best = Infinity;
+      for (let k = 0; k < reps; k++) {
+        const log = spawnSync(tool, [mm, pcm, join(dir, "audio-bench-out"), String(threads)], { encoding: "utf8" }).stderr;
+        const m = /encode_ms ([\d.]+)/.exec(log);
+        if (m) best = Math.min(best, Number(m[1]));
+      }
+      console.log(`llama.cpp mtmd, threads ${threads}: encode ${best.toFixed(0)} ms → RTF ${(best / 1000 / seconds).toFixed(3)} (mel excluded)`);
+    }
+  } catch (e) {
+    console.log(`llama.cpp mtmd: not run (${(e as Error).message.split("\n")[0]})`);
+  }
+}
+

@@ -15,6 +15,7 @@
 #include "mtmd.h"
 #include "llama.h"
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -175,7 +176,10 @@ int main(int argc, char ** argv) {
         batch.is_audio = true;
         batch.entries.push_back(std::move(img));
         std::vector<float> out((size_t) n_tokens * n_embd);
+        const auto t0 = std::chrono::steady_clock::now();
         if (!clip_image_batch_encode(res.ctx_a, n_threads, &batch, out)) { fprintf(stderr, "encode failed\n"); return 1; }
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        fprintf(stderr, "encode_ms %.3f\n", ms);
         write_block(femb, n_tokens, n_embd, out.data(), out.size());
         fprintf(stderr, "mel %lld x %lld -> %d tokens x %d\n", (long long) mel.n_len, (long long) mel.n_mel, n_tokens, n_embd);
     }
