@@ -133,3 +133,12 @@ export function relPosAttention(q: usize, k: usize, v: usize, p: usize, bu: usiz
     }
   }
 }
+
+/** x = x · σ(x) in place (the conformer FFNs' SiLU). n is a multiple of 4. */
+export function siluInPlace(x: usize, n: i32): void {
+  const one = f32x4.splat(1);
+  for (let i = 0; i < n; i += 4) {
+    const p = x + (<usize>i << 2), z = v128.load(p);
+    v128.store(p, f32x4.div(z, f32x4.add(one, expF32x4(f32x4.neg(z)))));
+  }
+}

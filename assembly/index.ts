@@ -15,7 +15,7 @@ export { repackQ4_K, repackQ6_K, dequantRowQ4_Kx4, dequantRowQ6_Kx4, matmulQ4_Kx
 export { repackQ5_K, dequantRowQ5_Kx4, matmulQ5_Kx4 } from "./matmul-k5x4";
 export { readBandwidth } from "./membench";
 export { maxSimF32, maxSimI8 } from "./maxsim";
-export { conv2dS2, gluSigmoid, depthwiseConv1dBnSilu, relPosAttention, relPosAttentionScratch } from "./conformer";
+export { conv2dS2, gluSigmoid, depthwiseConv1dBnSilu, relPosAttention, relPosAttentionScratch, siluInPlace } from "./conformer";
 // x4 record sizes, read by test/quant-types.test.ts against the TypeScript table
 export { Q4_0X4_REC, Q8_0X4_REC } from "./matmul-x4";
 export { Q4K_REC, Q6K_REC } from "./matmul-kx4";

@@ -51,7 +51,7 @@ export function audioConfigFromGguf(meta: Map<string, GgufValue>, tensors: Tenso
   const subChannels = shape("a.conv1d.0.weight")[3] ?? 0;
   // the kernels put channels in 4-wide vector lanes
   if (subChannels % 4 !== 0 || subChannels === 0) throw new Lfm2Error("SHAPE_MISMATCH", `subsampling channels ${subChannels} are not a multiple of 4`);
-  return {
+  const cfgOut = {
     dModel, nHeads, nMel, nLayers: num("block_count"),
     // the converter writes feed_forward_length = d_model; the FFN width is read from the weights
     ffDim: tensors.some((t) => t.name === "a.blk.0.ffn_up.weight") ? shape("a.blk.0.ffn_up.weight")[1] : num("feed_forward_length"),
@@ -60,6 +60,8 @@ export function audioConfigFromGguf(meta: Map<string, GgufValue>, tensors: Tenso
     adapterHidden: shape("mm.a.mlp.1.weight")[1],
     outDim: pos[0], posRows: pos[1] ?? 1,
   };
+  if (cfgOut.ffDim % 4 !== 0) throw new Lfm2Error("SHAPE_MISMATCH", `FFN width ${cfgOut.ffDim} is not a multiple of 4`);
+  return cfgOut;
 }
 
 /** Every tensor the encoder reads, in ggml (ne) order; group -1 = front end and adapter, l = layer l. */

@@ -47,7 +47,6 @@ interface Layer {
   ln2: [number, number];
 }
 
-const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 
 /** assembly/conformer.ts's exports. */
 interface ConformerKernels {
@@ -58,6 +57,10 @@ interface ConformerKernels {
   relPosAttention(q: number, k: number, v: number, p: number, bu: number, bv: number, out: number, T: number, H: number,
     dh: number, scale: number, h0: number, h1: number, scratch: number): void;
   relPosAttentionScratch(T: number, dh: number): number;
+  siluInPlace(x: number, n: number): void;
+  /** assembly/vision.ts (LFM2-VL's): LayerNorm with bias, bias add. */
+  layerNorm(x: number, w: number, b: number, y: number, n: number, nRows: number, eps: number): void;
+  addBias(x: number, b: number, n: number, nRows: number): void;
 }
 
 /** erf to ~1e-7 absolute (Abramowitz & Stegun 7.1.26 is too coarse; this is Numerical Recipes' erfc). */
@@ -169,10 +172,7 @@ export class AudioEncoder {
           const n = Math.min(CHUNK, nTok - t0);
           ops.matmul(m, ops.act(src + 4 * t0 * m.nIn, m.nIn, n), dst + 4 * t0 * m.nOut);
         }
-        if (bias !== undefined) {
-          const y = f32(dst, nTok * m.nOut), b = f32(bias, m.nOut);
-          for (let t = 0; t < nTok; t++) for (let i = 0; i < m.nOut; i++) y[t * m.nOut + i] += b[i];
-        }
+        if (bias !== undefined) kern.addBias(dst, bias, m.nOut, nTok);
         lap("matmul");
       };
       const pointwise = (name: string): Matrix => ({ ptr: this.w.vector(name), type: GGML.F32, nIn: C, nOut: C, rowBytes: 4 * C, x4: false });
@@ -272,25 +272,13 @@ export class AudioEncoder {
   }
 
   private layerNorm(src: number, dst: number, T: number, [wp, bp]: [number, number]): void {
-    const D = this.config.dModel, A = this.shard.arena;
-    const x = A.f32(src, T * D), y = A.f32(dst, T * D), g = A.f32(wp, D), b = A.f32(bp, D);
-    for (let t = 0; t < T; t++) {
-      const o = t * D;
-      let mean = 0;
-      for (let i = 0; i < D; i++) mean += x[o + i];
-      mean /= D;
-      let v = 0;
-      for (let i = 0; i < D; i++) v += (x[o + i] - mean) ** 2;
-      const inv = 1 / Math.sqrt(v / D + LN_EPS);
-      for (let i = 0; i < D; i++) y[o + i] = (x[o + i] - mean) * inv * g[i] + b[i];
-    }
+    (this.shard.kernels as unknown as ConformerKernels).layerNorm(src, wp, bp, dst, this.config.dModel, T, LN_EPS);
   }
 
   private ffn(src: number, tmp: number, T: number, up: Matrix, upB: number, down: Matrix, downB: number,
     linear: (m: Matrix, s: number, n: number, d: number, b?: number) => void): void {
     linear(up, src, T, tmp, upB);
-    const y = this.shard.arena.f32(tmp, T * up.nOut);
-    for (let i = 0; i < y.length; i++) y[i] = y[i] * sigmoid(y[i]);
+    (this.shard.kernels as unknown as ConformerKernels).siluInPlace(tmp, T * up.nOut);
     linear(down, tmp, T, src, downB);
   }
 
