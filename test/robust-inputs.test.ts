@@ -4,6 +4,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, describe, expect, it } from "vitest";
+import { loadModel } from "../src/index.js";
 import { Lfm2Error } from "../src/errors.js";
 import { GgufBoolArray, GgufValueType, parseGguf } from "../src/formats/gguf.js";
 import { buildSyntheticVocab } from "../src/text/synthetic-vocab.js";
@@ -228,6 +229,14 @@ describe("stalled downloads", () => {
     expect(err).toBeInstanceOf(Lfm2Error);
     expect((err as Lfm2Error).code).toBe("IO");
     expect((err as Lfm2Error).message).toMatch(/no data/);
+  });
+
+  it("loadModel passes readTimeoutMs on: a stalled model URL ends in IO instead of a hang", async () => {
+    const url = await stallingServer();
+    const err = await loadModel(url, { readTimeoutMs: 300, threads: 1 }).catch((e) => e);
+    expect(err).toBeInstanceOf(Lfm2Error);
+    expect((err as Lfm2Error).code).toBe("IO");
+    expect((err as Lfm2Error).message).toMatch(/no data for 300 ms/);
   });
 
   it("a bad readTimeoutMs is BAD_INPUT", async () => {

@@ -18,6 +18,8 @@ export interface CachedUrlOptions {
   cacheName?: string;
   /** Cache problems (quota, private browsing, a damaged entry) never fail a load; they are reported here. */
   onCacheError?: (error: unknown) => void;
+  /** Idle read timeout of the network reads (see urlSource). */
+  readTimeoutMs?: number;
 }
 
 /** A ByteSource that also says whether it is served from the cache. */
@@ -43,7 +45,7 @@ const cacheKey = (u: URL) => { const k = new URL(u.href); k.hash = ""; return k.
  */
 export async function cachedUrlSource(url: string | URL, opts: CachedUrlOptions = {}): Promise<CachedByteSource> {
   const u = new URL(String(url));
-  const init = { signal: opts.signal, headers: opts.headers };
+  const init = { signal: opts.signal, headers: opts.headers, readTimeoutMs: opts.readTimeoutMs };
   const plain = async (): Promise<CachedByteSource> => Object.assign(await urlSource(u, init), { cached: false });
   const storage = opts.cache ? cacheStorage() : null;
   if (!storage || !/^https?:$/.test(u.protocol)) return plain();
@@ -72,7 +74,7 @@ export async function clearModelCache(url?: string | URL, cacheName = DEFAULT_MO
 }
 
 function fromCache(cache: Cache, key: string, u: URL, size: number, first: Response,
-  init: { signal?: AbortSignal; headers?: Record<string, string> }, report: (e: unknown) => void): CachedByteSource {
+  init: { signal?: AbortSignal; headers?: Record<string, string>; readTimeoutMs?: number }, report: (e: unknown) => void): CachedByteSource {
   let pending: Response | null = first; // the matched response's body serves the first read
   return {
     name: u.href, size, cached: true,

@@ -44,6 +44,8 @@ export interface LoadOptions extends WasmOptions {
   threads?: number;
   /** Browsers: keep URL downloads in Cache Storage so the next page load reads them locally. */
   cache?: ModelCacheMode;
+  /** URL and hub reads that receive no data for this long end in an IO error (default 30 s; Infinity: never). */
+  readTimeoutMs?: number;
   /**
    * Most weight bytes one shard (WebAssembly memory) holds; larger models are split across several.
    * Default 85% of 4 GiB, leaving room for the KV cache and scratch beside the weights.
@@ -266,15 +268,16 @@ async function readHfFolder(path: string): Promise<HfModelInput | null> {
 /** The byte source of a GGUF input: hub specs, split files, cached URLs, or anything openSource takes. */
 async function ggufSource(input: SourceInput, opts: LoadOptions): Promise<ByteSource> {
   const { signal } = opts;
-  if (typeof input === "string" && isHfSpec(input)) return hfSource(input, { signal, onProgress: opts.onProgress });
+  const readTimeoutMs = opts.readTimeoutMs;
+  if (typeof input === "string" && isHfSpec(input)) return hfSource(input, { signal, onProgress: opts.onProgress, readTimeoutMs });
   const isUrl = (v: string) => /^(https?|blob|data|file):/i.test(v);
   if (typeof input === "string" && !isUrl(input) && parseSplitName(input)) return splitSource(await openSplitParts(input));
-  if (opts.cache && (input instanceof URL || (typeof input === "string" && /^https?:/i.test(input)))) return cachedUrlSource(input, { cache: opts.cache, signal });
-  return openSource(input, signal);
+  if (opts.cache && (input instanceof URL || (typeof input === "string" && /^https?:/i.test(input)))) return cachedUrlSource(input, { cache: opts.cache, signal, readTimeoutMs });
+  return openSource(input, signal, { readTimeoutMs });
 }
 
 async function resolveInput(input: ModelInput, opts: LoadOptions): Promise<Resolved> {
-  const { signal } = opts;
+  const { signal, readTimeoutMs } = opts;
   if (typeof input === "string" && !isHfSpec(input)) {
     const folder = await readHfFolder(input);
     if (folder) input = folder;
@@ -285,10 +288,10 @@ async function resolveInput(input: ModelInput, opts: LoadOptions): Promise<Resol
     const tokJson = asJson(hf.tokenizer, "tokenizer.json");
     const tokCfg = asJson(hf.tokenizerConfig, "tokenizer_config.json");
     const sharded = Array.isArray(hf.safetensors)
-      ? await openSafetensorsShards(await Promise.all(hf.safetensors.map((p) => openSource(p, signal))), signal) : undefined;
-    const trunk = sharded?.src ?? await openSource(hf.safetensors as SourceInput, signal);
+      ? await openSafetensorsShards(await Promise.all(hf.safetensors.map((p) => openSource(p, signal, { readTimeoutMs }))), signal) : undefined;
+    const trunk = sharded?.src ?? await openSource(hf.safetensors as SourceInput, signal, { readTimeoutMs });
     // a retrieval encoder: the Dense module's file follows the trunk's bytes, its tensors named dense_2.*
-    const enc = await encoderParts(trunk, hf, cfgJson, (s) => openSource(s, signal), signal);
+    const enc = await encoderParts(trunk, hf, cfgJson, (s) => openSource(s, signal, { readTimeoutMs }), signal);
     return {
       src: enc?.src ?? trunk, format: "safetensors", retrieval: enc?.retrieval,
       parse(prefix, size) {
