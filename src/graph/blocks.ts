@@ -96,6 +96,35 @@ export function attention(cx: BlockContext, w: AttnWeights, kCache: number, vCac
   ops.matmul(w.o, ops.act(cx.att, H * dh, T), out);
 }
 
+/**
+ * Causal sliding-window GQA (LFM2.5-Audio detokenizer): as `attention`, but token p sees positions
+ * (p − window, p]. The cache is a ring of `ring` = window + maxTok slots written twice (slot i and i + ring), so
+ * every window is one contiguous run of rows for the attention kernel, and a chunk's own writes never
+ * overwrite rows an earlier token of the chunk still needs. The cache holds 2·ring rows.
+ */
+export function slidingAttention(cx: BlockContext, w: AttnWeights, kCache: number, vCache: number, u: number, out: number,
+  pos0: number, T: number, s: AttnShape, window: number, ring: number): void {
+  const ops = cx.ops, k = ops.k, D = cx.dims.hiddenSize, H = s.nHeads, Hkv = s.nKv, dh = s.headDim, kvw = Hkv * dh;
+  const x = ops.act(u, D, T);
+  ops.matmul(w.q, x, cx.q); ops.matmul(w.k, x, cx.kk); ops.matmul(w.v, x, cx.vv);
+  k.rmsNorm(cx.q, w.qNorm, cx.q, dh, T * H, s.eps);
+  k.rmsNorm(cx.kk, w.kNorm, cx.kk, dh, T * Hkv, s.eps);
+  k.ropeNeox(cx.q, cx.cs, H, dh, T); k.ropeNeox(cx.kk, cx.cs, Hkv, dh, T);
+  for (let t = 0; t < T; t++) {
+    const slot = (pos0 + t) % ring;
+    for (const at of [slot, slot + ring]) {
+      k.kvStore(cx.kk + t * kvw * 4, kCache, kvw, at, 1); k.kvStore(cx.vv + t * kvw * 4, vCache, kvw, at, 1);
+    }
+  }
+  const rowBytes = kvw * 2, qw = H * dh * 4;
+  for (let t = 0; t < T; t++) {
+    const p = pos0 + t, n = Math.min(p + 1, window), first = ((p % ring) + ring) - n + 1;
+    ops.attention(cx.q + t * qw, kCache + first * rowBytes, vCache + first * rowBytes, cx.att + t * qw, H, Hkv, dh, 1,
+      n - 1, n, true, 1 / Math.sqrt(dh));
+  }
+  ops.matmul(w.o, ops.act(cx.att, H * dh, T), out);
+}
+
 /** SwiGLU FFN (spec §1.5): out = W_down·(silu(W_gate·u) ⊙ W_up·u). */
 export function swigluFfn(cx: BlockContext, w: DenseFfnWeights, u: number, out: number, T: number): void {
   const ops = cx.ops, D = cx.dims.hiddenSize, F = w.gate.nOut;

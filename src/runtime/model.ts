@@ -96,6 +96,9 @@ export class Model {
     /** LFM2-Audio: the audio encoder and audio-row registry (loaded with an lfm2a `mmproj`). */
     readonly audio: AudioLanguage | null = null) {}
 
+  /** The model's forward pass (the speech-out detokenizer drives its backbone with embeddings through it). */
+  get forwardPass(): Lfm2Forward { return this.fwd; }
+
   /**
    * Chat with the model (OpenAI-style messages); turns reuse one internal session's cache. Calls are
    * queued in arrival order; each returns what it would alone after the earlier ones.

@@ -22,6 +22,11 @@ export interface Lfm2Config {
   contextLength: number;     // trained maximum
   /** false: bidirectional encoder (non-causal attention). */
   causal: boolean;
+  /**
+   * Causal sliding-window attention: a token sees itself and the `slidingWindow − 1` before it (LFM2.5-Audio's
+   * detokenizer, window 30). The KV cache then keeps only a ring of recent rows, whatever the sequence length.
+   */
+  slidingWindow?: number;
   moe?: MoeConfig;
   /** Retrieval encoders: width of the `dense_2` projection (`embedding_length_out`). */
   embeddingOut?: number;
@@ -74,6 +79,8 @@ export function configFromGguf(meta: Map<string, GgufValue>, arch = "lfm2"): Lfm
   const out = metaNumber(meta, k("embedding_length_out")), pooling = metaNumber(meta, k("pooling_type"));
   if (out !== undefined) cfg.embeddingOut = out;
   if (pooling !== undefined) cfg.pooling = pooling;
+  const window = metaNumber(meta, k("attention.sliding_window"));
+  if (window !== undefined) cfg.slidingWindow = window;
   validateConfig(cfg);
   return cfg;
 }
@@ -142,6 +149,9 @@ export function validateConfig(c: Lfm2Config) {
   }
   if (c.pooling !== undefined && ![0, 1, 2, 3].includes(c.pooling)) {
     throw new Lfm2Error("BAD_METADATA", `pooling_type ${c.pooling} is not supported (0 none, 1 mean, 2 cls, 3 last)`);
+  }
+  if (c.slidingWindow !== undefined && (!Number.isInteger(c.slidingWindow) || c.slidingWindow < 1 || c.slidingWindow > 1 << 16 || !c.causal)) {
+    throw new Lfm2Error("BAD_METADATA", `sliding window ${c.slidingWindow} is out of range (1..65536, causal models only)`);
   }
   // the centred window needs as many taps after the token as before it
   if (!c.causal && c.convL % 2 === 0) throw new Lfm2Error("BAD_METADATA", `a bidirectional model needs an odd conv length, got ${c.convL}`);

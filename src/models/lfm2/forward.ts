@@ -7,7 +7,7 @@
 import { fmt, MAX_BYTES, type Arena } from "../../../bindings/arena.js";
 import { copyF32, type Shard } from "../../../bindings/shard.js";
 import { Lfm2Error } from "../../errors.js";
-import { attention, BlockContext, moeFfn, rmsNorm, shortConv, swigluFfn, type AttnWeights, type ConvWeights, type FfnWeights } from "../../graph/blocks.js";
+import { attention, BlockContext, slidingAttention, moeFfn, rmsNorm, shortConv, swigluFfn, type AttnWeights, type ConvWeights, type FfnWeights } from "../../graph/blocks.js";
 import type { Matrix } from "../../core/quant-types.js";
 import type { Lfm2Config } from "./config.js";
 
@@ -71,7 +71,9 @@ export class Lfm2Forward {
     const c = this.cfg;
     const sizes = Array.from({ length: c.nLayers }, (_, l) => {
       const kvw = c.kvHeads[l] * c.headDim;
-      return kvw ? [capacity * kvw * 2, capacity * kvw * 2] : [(c.convL - 1) * c.hiddenSize * 4];
+      // a sliding window keeps a doubled ring of recent rows (blocks.ts slidingAttention), not the whole context
+      const rows = c.slidingWindow ? 2 * (c.slidingWindow + this.maxTok) : capacity;
+      return kvw ? [rows * kvw * 2, rows * kvw * 2] : [(c.convL - 1) * c.hiddenSize * 4];
     });
     const perArena = new Map<Arena, number[]>();
     sizes.forEach((b, l) => { const a = this.layerCx(l).shard.arena; perArena.set(a, [...(perArena.get(a) ?? []), ...b]); });
@@ -148,8 +150,9 @@ export class Lfm2Forward {
       if (L.conv) shortConv(cx, L.conv, s.conv[l], cx.u, cx.o, T, c.convL, c.causal);
       else {
         if (cx.ropeStep !== this.stepCount) { cx.shard.arena.f32(cx.cs, T * c.headDim).set(this.rope.subarray(0, T * c.headDim)); cx.ropeStep = this.stepCount; }
-        attention(cx, L.attn!, s.k[l], s.v[l], cx.u, cx.o, pos0, T,
-          { nHeads: c.nHeads, nKv: c.kvHeads[l], headDim: c.headDim, eps, causal: c.causal });
+        const shape = { nHeads: c.nHeads, nKv: c.kvHeads[l], headDim: c.headDim, eps, causal: c.causal };
+        if (c.slidingWindow) slidingAttention(cx, L.attn!, s.k[l], s.v[l], cx.u, cx.o, pos0, T, shape, c.slidingWindow, c.slidingWindow + this.maxTok);
+        else attention(cx, L.attn!, s.k[l], s.v[l], cx.u, cx.o, pos0, T, shape);
       }
       cx.ops.k.addInPlace(cx.h, cx.o, T * D);
       rmsNorm(cx, cx.h, L.ffnNorm, cx.u, D, T, eps);
