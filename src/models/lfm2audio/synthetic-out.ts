@@ -44,3 +44,30 @@ export function syntheticVocoderGguf(dim: number, seed = 91, extra: GgufWriteTen
   return encodeGguf({ "general.architecture": { type: "string", value: "this model cannot be used as LLM, use it via --model-vocoder in TTS examples" },
     "general.alignment": { type: "u32", value: 32 }, ...meta }, [t, ...extra]);
 }
+
+/** Seeded audio-head tensors (llama.cpp vocoder names, F32) and the two keys llama.cpp reads. */
+export function syntheticAudioHead(o: { backboneDim: number; dim: number; nLayers: number; ffDim: number; seed?: number }):
+  { tensors: GgufWriteTensor[]; meta: Record<string, GgufWriteValue> } {
+  const rand = mulberry32(o.seed ?? 2024), { backboneDim: D, dim: Dd, ffDim: F } = o, dh = Dd / 32, V = 2049;
+  const t: GgufWriteTensor[] = [];
+  const add = (name: string, shape: number[], std: number, mean = 0) => {
+    const v = randomTensor(rand, shape.reduce((a, b) => a * b, 1), std, mean);
+    t.push({ name, shape, type: GGML.F32, data: new Uint8Array(v.buffer) });
+  };
+  add("depth_linear.weight", [D, 8 * Dd], 1 / Math.sqrt(D)); add("depth_linear.bias", [8 * Dd], 0.1);
+  for (let l = 0; l < o.nLayers; l++) {
+    const p = `depthformer.layers.${l}.`;
+    add(p + "operator_norm.weight", [Dd], 0.1, 1); add(p + "operator.qkv_proj.weight", [Dd, Dd + 16 * dh], 1 / Math.sqrt(Dd));
+    add(p + "operator.attention.q_layernorm.weight", [dh], 0.1, 1); add(p + "operator.attention.k_layernorm.weight", [dh], 0.1, 1);
+    add(p + "operator.out_proj.weight", [Dd, Dd], 0.5 / Math.sqrt(Dd)); add(p + "ffn_norm.weight", [Dd], 0.1, 1);
+    add(p + "feed_forward.w1.weight", [Dd, F], 1 / Math.sqrt(Dd)); add(p + "feed_forward.w2.weight", [F, Dd], 0.5 / Math.sqrt(F));
+    add(p + "feed_forward.w3.weight", [Dd, F], 1 / Math.sqrt(Dd));
+  }
+  for (let c = 0; c < 8; c++) {
+    const p = `depth_embeddings.${c}.`;
+    add(p + "embedding.weight", [Dd, V], 1); add(p + "embedding_norm.weight", [Dd], 0.1, 1); add(p + "to_logits.weight", [Dd, V], 0.1);
+  }
+  add("audio_embedding.embedding.weight", [D, 8 * V], 1 / Math.sqrt(8)); add("audio_embedding.embedding_norm.weight", [D], 0.1, 1);
+  add("audio_embedding.to_logits.weight", [D, 8 * V], 0.01);
+  return { tensors: t, meta: { depthformer_n_layer: { type: "u32", value: o.nLayers }, depthformer_n_embd: { type: "u32", value: Dd } } };
+}

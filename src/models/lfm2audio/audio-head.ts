@@ -1,0 +1,211 @@
+// LFM2-Audio's audio head, the "depthformer" (docs/lfm2-audio-out.md §1): the backbone's last hidden state →
+// depth_linear → 8 inputs of width Dd; codebook c runs one step of a small causal transformer (KV cache over the
+// 8 depth positions) on input_c + embedding of code c−1, then RMSNorm_c → to_logits_c over 2049 codes.
+// Plain f32 JavaScript, weights from a vocoder GGUF in llama.cpp's convert_vocoder_to_gguf.py names.
+// NOT verified numerically against liquid-audio or llama.cpp (nothing runnable here): structure per the sources.
+import { Lfm2Error } from "../../errors.js";
+import { parseGguf } from "../../formats/gguf.js";
+import { f16ToF32 } from "../../formats/fp16.js";
+import { metaNumber } from "../../formats/gguf.js";
+
+export const HEAD_CODEBOOKS = 8;
+/** 2048 Mimi codes + end-of-audio (2048). */
+export const HEAD_VOCAB = 2049;
+export const END_OF_AUDIO = 2048;
+const HEADS = 32, KV_HEADS = 8, EPS = 1e-5, THETA = 1e6;
+
+export interface F32Tensor { shape: number[]; data: Float32Array }
+
+/** F32/F16 tensors of a GGUF by name (the vocoder file is small enough to hold as f32). */
+export function readF32Tensors(gguf: Uint8Array): { tensors: Map<string, F32Tensor>; meta: ReturnType<typeof parseGguf>["metadata"] } {
+  const f = parseGguf(gguf), tensors = new Map<string, F32Tensor>();
+  for (const t of f.tensors) {
+    const n = t.shape.reduce((a, b) => a * b, 1), data = new Float32Array(n);
+    const dv = new DataView(gguf.buffer, gguf.byteOffset + t.offset, t.byteLength);
+    if (t.type.name === "F32") for (let i = 0; i < n; i++) data[i] = dv.getFloat32(4 * i, true);
+    else if (t.type.name === "F16") for (let i = 0; i < n; i++) data[i] = f16ToF32(dv.getUint16(2 * i, true));
+    else throw new Lfm2Error("UNSUPPORTED_TYPE", `${t.name}: ${t.type.name} (the audio head reads F32 or F16)`);
+    tensors.set(t.name, { shape: t.shape, data });
+  }
+  return { tensors, meta: f.metadata };
+}
+
+export interface SampleOptions {
+  /** ≤ 0 or undefined: greedy (argmax), as liquid-audio. */
+  temperature?: number;
+  topK?: number;
+  /** Uniform [0, 1) source for sampling (seeded for reproducible audio). */
+  random?: () => number;
+}
+
+interface Layer { opNorm: Float32Array; qkv: Float32Array; qNorm: Float32Array; kNorm: Float32Array; out: Float32Array;
+  ffnNorm: Float32Array; w1: Float32Array; w2: Float32Array; w3: Float32Array }
+
+export class AudioHead {
+  readonly backboneDim: number; readonly dim: number; readonly ffDim: number; readonly nLayers: number; readonly headDim: number;
+  private layers: Layer[] = [];
+  private linW: Float32Array; private linB: Float32Array;
+  private cbEmbed: Float32Array[] = []; private cbNorm: Float32Array[] = []; private cbLogits: Float32Array[] = [];
+  private audioEmbed: Float32Array;
+
+  constructor(t: Map<string, F32Tensor>, nLayers: number) {
+    const get = (name: string, shape?: number[]) => {
+      const x = t.get(name);
+      if (!x) throw new Lfm2Error("MISSING_TENSOR", `the vocoder file has no ${name}`);
+      if (shape && (x.shape.length !== shape.length || x.shape.some((v, i) => v !== shape[i]))) {
+        throw new Lfm2Error("SHAPE_MISMATCH", `${name} is {${x.shape.join(", ")}}, expected {${shape.join(", ")}}`);
+      }
+      return x;
+    };
+    const lin = get("depth_linear.weight");
+    this.backboneDim = lin.shape[0];
+    this.dim = lin.shape[1] / HEAD_CODEBOOKS;
+    if (!Number.isInteger(this.dim) || this.dim % HEADS !== 0) throw new Lfm2Error("SHAPE_MISMATCH", `depth_linear width ${lin.shape[1]} is not 8 × a multiple of 32`);
+    if (!Number.isInteger(nLayers) || nLayers < 1 || nLayers > 64) throw new Lfm2Error("BAD_METADATA", `depthformer_n_layer ${nLayers} is out of range`);
+    this.nLayers = nLayers; this.headDim = this.dim / HEADS;
+    const Dd = this.dim, dh = this.headDim;
+    this.linW = lin.data; this.linB = get("depth_linear.bias", [HEAD_CODEBOOKS * Dd]).data;
+    this.ffDim = get("depthformer.layers.0.feed_forward.w1.weight").shape[1];
+    for (let l = 0; l < nLayers; l++) {
+      const p = `depthformer.layers.${l}.`;
+      this.layers.push({ opNorm: get(p + "operator_norm.weight", [Dd]).data, qkv: get(p + "operator.qkv_proj.weight", [Dd, Dd + 2 * KV_HEADS * dh]).data,
+        qNorm: get(p + "operator.attention.q_layernorm.weight", [dh]).data, kNorm: get(p + "operator.attention.k_layernorm.weight", [dh]).data,
+        out: get(p + "operator.out_proj.weight", [Dd, Dd]).data, ffnNorm: get(p + "ffn_norm.weight", [Dd]).data,
+        w1: get(p + "feed_forward.w1.weight", [Dd, this.ffDim]).data, w2: get(p + "feed_forward.w2.weight", [this.ffDim, Dd]).data,
+        w3: get(p + "feed_forward.w3.weight", [Dd, this.ffDim]).data });
+    }
+    for (let c = 0; c < HEAD_CODEBOOKS; c++) {
+      const p = `depth_embeddings.${c}.`;
+      this.cbEmbed.push(get(p + "embedding.weight", [Dd, HEAD_VOCAB]).data);
+      this.cbNorm.push(get(p + "embedding_norm.weight", [Dd]).data);
+      this.cbLogits.push((t.get(p + "to_logits.weight") ?? get(p + "embedding.weight")).data); // tied when absent
+    }
+    this.audioEmbed = get("audio_embedding.embedding.weight", [this.backboneDim, HEAD_CODEBOOKS * HEAD_VOCAB]).data;
+  }
+
+  /** The backbone input of a generated frame: Σ_c audio_embedding[c·2049 + code_c]. */
+  frameEmbedding(codes: ArrayLike<number>): Float32Array {
+    const D = this.backboneDim, out = new Float32Array(D);
+    for (let c = 0; c < HEAD_CODEBOOKS; c++) {
+      const code = codes[c];
+      if (!Number.isInteger(code) || code < 0 || code >= HEAD_VOCAB) throw new Lfm2Error("BAD_INPUT", `audio code ${code} is outside 0..2048`);
+      const row = (c * HEAD_VOCAB + code) * D;
+      for (let j = 0; j < D; j++) out[j] += this.audioEmbed[row + j];
+    }
+    return out;
+  }
+
+  /**
+   * One frame's 8 codes from the backbone's last hidden state (D floats). If codebook 0 gives end-of-audio
+   * (2048) the frame is all 2048, as liquid-audio and llama.cpp return it. `logits` (optional) receives each
+   * codebook's logits (8 × 2049) for inspection.
+   */
+  sampleFrame(hidden: Float32Array, opts: SampleOptions = {}, logits?: Float32Array): Int32Array {
+    const D = this.backboneDim, Dd = this.dim, dh = this.headDim;
+    if (hidden.length !== D) throw new Lfm2Error("BAD_INPUT", `the audio head takes a ${D}-wide hidden state, got ${hidden.length}`);
+    const greedy = !(opts.temperature !== undefined && opts.temperature > 0) || opts.topK === 1;
+    if (!greedy && !opts.random) throw new Lfm2Error("BAD_INPUT", "sampling needs a random source");
+    const depthIn = matvec(this.linW, hidden, D, HEAD_CODEBOOKS * Dd);
+    for (let i = 0; i < depthIn.length; i++) depthIn[i] += this.linB[i];
+    const kvw = KV_HEADS * dh;
+    const kCache = this.layers.map(() => new Float32Array(HEAD_CODEBOOKS * kvw)), vCache = this.layers.map(() => new Float32Array(HEAD_CODEBOOKS * kvw));
+    const codes = new Int32Array(HEAD_CODEBOOKS);
+    let prev = -1;
+    for (let c = 0; c < HEAD_CODEBOOKS; c++) {
+      const x = depthIn.slice(c * Dd, (c + 1) * Dd);
+      if (prev >= 0) for (let j = 0; j < Dd; j++) x[j] += this.cbEmbed[c - 1][prev * Dd + j];
+      for (let l = 0; l < this.nLayers; l++) this.layerStep(l, x, c, kCache[l], vCache[l]);
+      const lg = matvec(this.cbLogits[c], rmsNorm(x, this.cbNorm[c]), Dd, HEAD_VOCAB);
+      if (logits) logits.set(lg, c * HEAD_VOCAB);
+      prev = greedy ? argmax(lg) : sample(lg, opts.temperature!, opts.topK, opts.random!);
+      codes[c] = prev;
+    }
+    if (codes[0] === END_OF_AUDIO) codes.fill(END_OF_AUDIO);
+    return codes;
+  }
+
+  /** x += Attn(RMSNorm(x)) at depth position `pos`; x += SwiGLU(RMSNorm(x)). */
+  private layerStep(l: number, x: Float32Array, pos: number, kc: Float32Array, vc: Float32Array): void {
+    const L = this.layers[l], Dd = this.dim, dh = this.headDim, kvw = KV_HEADS * dh;
+    const qkv = matvec(L.qkv, rmsNorm(x, L.opNorm), Dd, Dd + 2 * kvw);
+    for (let h = 0; h < HEADS + KV_HEADS; h++) { // per-head norms, then RoPE on adjacent pairs (ggml NORM)
+      const head = qkv.subarray(h * dh, (h + 1) * dh);
+      head.set(rmsNorm(head, h < HEADS ? L.qNorm : L.kNorm));
+      for (let i = 0; i < dh / 2; i++) {
+        const a = pos * Math.pow(THETA, (-2 * i) / dh), cs = Math.cos(a), sn = Math.sin(a);
+        const x0 = head[2 * i], x1 = head[2 * i + 1];
+        head[2 * i] = x0 * cs - x1 * sn; head[2 * i + 1] = x0 * sn + x1 * cs;
+      }
+    }
+    kc.set(qkv.subarray(Dd, Dd + kvw), pos * kvw); vc.set(qkv.subarray(Dd + kvw, Dd + 2 * kvw), pos * kvw);
+    const att = new Float32Array(Dd), group = HEADS / KV_HEADS, scale = 1 / Math.sqrt(dh), w = new Float64Array(pos + 1);
+    for (let h = 0; h < HEADS; h++) {
+      const g = Math.floor(h / group);
+      let max = -Infinity;
+      for (let j = 0; j <= pos; j++) {
+        let s = 0;
+        for (let i = 0; i < dh; i++) s += qkv[h * dh + i] * kc[j * kvw + g * dh + i];
+        w[j] = s * scale; max = Math.max(max, w[j]);
+      }
+      let sum = 0;
+      for (let j = 0; j <= pos; j++) { w[j] = Math.exp(w[j] - max); sum += w[j]; }
+      for (let j = 0; j <= pos; j++) for (let i = 0; i < dh; i++) att[h * dh + i] += (w[j] / sum) * vc[j * kvw + g * dh + i];
+    }
+    const o = matvec(L.out, att, Dd, Dd);
+    for (let j = 0; j < Dd; j++) x[j] += o[j];
+    const u = rmsNorm(x, L.ffnNorm), g1 = matvec(L.w1, u, Dd, this.ffDim), g3 = matvec(L.w3, u, Dd, this.ffDim);
+    for (let i = 0; i < this.ffDim; i++) g1[i] = (g1[i] / (1 + Math.exp(-g1[i]))) * g3[i];
+    const y = matvec(L.w2, g1, this.ffDim, Dd);
+    for (let j = 0; j < Dd; j++) x[j] += y[j];
+  }
+}
+
+/** Rows of `nOut` × `nIn` (ggml {nIn, nOut}) times x. */
+function matvec(w: Float32Array, x: ArrayLike<number>, nIn: number, nOut: number): Float32Array {
+  const y = new Float32Array(nOut);
+  for (let o = 0; o < nOut; o++) {
+    let s = 0;
+    const r = o * nIn;
+    for (let i = 0; i < nIn; i++) s += w[r + i] * x[i];
+    y[o] = s;
+  }
+  return y;
+}
+
+function rmsNorm(x: Float32Array, w: Float32Array): Float32Array {
+  let ss = 0;
+  for (let i = 0; i < x.length; i++) ss += x[i] * x[i];
+  const inv = 1 / Math.sqrt(ss / x.length + EPS), y = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) y[i] = x[i] * inv * w[i];
+  return y;
+}
+
+function argmax(x: Float32Array): number {
+  let b = 0;
+  for (let i = 1; i < x.length; i++) if (x[i] > x[b]) b = i;
+  return b;
+}
+
+/** logits / T, keep the top k (ties at the k-th value kept, as a `< min` mask does), softmax, one draw. */
+export function sample(logits: Float32Array, temperature: number, topK: number | undefined, random: () => number): number {
+  const z = Array.from(logits, (v) => v / temperature);
+  let min = -Infinity;
+  if (topK !== undefined && topK > 0 && topK < z.length) min = [...z].sort((a, b) => b - a)[topK - 1];
+  let max = -Infinity;
+  for (const v of z) if (v >= min) max = Math.max(max, v);
+  const p = z.map((v) => (v >= min ? Math.exp(v - max) : 0)), total = p.reduce((a, b) => a + b, 0);
+  let r = random() * total;
+  for (let i = 0; i < p.length; i++) { r -= p[i]; if (r < 0 && p[i] > 0) return i; }
+  for (let i = p.length - 1; i >= 0; i--) if (p[i] > 0) return i;
+  return 0;
+}
+
+/** The head from a vocoder GGUF (keys depthformer_n_layer / depthformer_n_embd, as llama.cpp reads them). */
+export function loadAudioHead(gguf: Uint8Array): AudioHead {
+  const { tensors, meta } = readF32Tensors(gguf);
+  const nLayers = metaNumber(meta, "depthformer_n_layer"), dim = metaNumber(meta, "depthformer_n_embd");
+  if (nLayers === undefined || dim === undefined) throw new Lfm2Error("BAD_METADATA", "the vocoder file lacks depthformer_n_layer / depthformer_n_embd");
+  const head = new AudioHead(tensors, nLayers);
+  if (head.dim !== dim) throw new Lfm2Error("SHAPE_MISMATCH", `depthformer_n_embd ${dim} disagrees with depth_linear (${head.dim})`);
+  return head;
+}
