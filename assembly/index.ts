@@ -9,7 +9,7 @@ export { kvStore, attention, attentionTiles, attentionTileScratch } from "./atte
 export { shortConv } from "./shortconv";
 export { shortConvCentred } from "./shortconv-centred";
 export { swiglu, addInPlace } from "./activations";
-export { layerNorm, addBias, gelu, geluQuick } from "./vision";
+export { layerNorm, addBias, gelu, geluQuick, matmulF16Tiled } from "./vision";
 export { repackQ4_0, repackQ8_0, dequantRowQ4_0x4, dequantRowQ8_0x4, matmulQ4_0x4, matmulQ8_0x4 } from "./matmul-x4";
 export { repackQ4_K, repackQ6_K, dequantRowQ4_Kx4, dequantRowQ6_Kx4, matmulQ4_Kx4, matmulQ6_Kx4 } from "./matmul-kx4";
 export { repackQ5_K, dequantRowQ5_Kx4, matmulQ5_Kx4 } from "./matmul-k5x4";

@@ -86,3 +86,22 @@ describe("vision kernels", () => {
     }
   });
 });
+
+describe("matmulF16Tiled", () => {
+  it("equals matmulF16 (2-row × 4-token blocks, odd row and token tails, a row sub-range)", () => {
+    const n = 72, rows = 7, nTok = 11; // matmulF16 (the reference) steps by 8
+    const wf = rnd(rows * n, 21, 1), x = rnd(nTok * n, 22, 2).map((v) => half(v));
+    const w = a.alloc(rows * n * 2);
+    const wh = new Uint16Array(a.memory.buffer, w, rows * n);
+    for (let i = 0; i < wf.length; i++) wh[i] = f32ToF16(wf[i]);
+    const px = put(x), y1 = a.alloc(nTok * rows * 4), y2 = a.alloc(nTok * rows * 4);
+    a.f32(y2, nTok * rows).fill(123);
+    k.matmulF16(w, px, y1, n, nTok, rows, 0, rows);
+    k.matmulF16Tiled(w, px, y2, n, nTok, rows, 1, rows); // rows 1..6: row 0 must stay untouched
+    const r1 = a.f32(y1, nTok * rows), r2 = a.f32(y2, nTok * rows);
+    for (let t = 0; t < nTok; t++) {
+      expect(r2[t * rows]).toBe(123);
+      for (let r = 1; r < rows; r++) expect(Math.abs(r2[t * rows + r] - r1[t * rows + r])).toBeLessThan(1e-5 * (1 + Math.abs(r1[t * rows + r])));
+    }
+  });
+});

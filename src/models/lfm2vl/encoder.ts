@@ -117,6 +117,7 @@ export class VisionEncoder {
       k: a.alloc(N * C * f), v: a.alloc(N * C * f), att: a.alloc(N * C * f), up: a.alloc(N * c.ffDim * f),
       kc: a.alloc(N * C * 2), vc: a.alloc(N * C * 2), merged: a.alloc(M * inP * f), hid: a.alloc(M * c.projHidden * f),
       out: a.alloc(M * c.outDim * f),
+      xh: a.alloc(Math.max(N, M) * Math.max(dimIn, C, c.ffDim, inP, c.projHidden) * f),
     };
     this.shard.initOps(Math.max(dimIn, C, c.ffDim, inP, c.projHidden), Math.max(N, M));
     if (this.shard.pool) this.shard.ops.executor = this.shard.pool;
@@ -137,6 +138,21 @@ export class VisionEncoder {
     return p;
   }
 
+  /**
+   * y = W·x for nTok rows of x at `x`. F16 weights over many tokens take matmulF16Tiled (each converted weight
+   * serves four tokens; x rounded to fp16 first, as matmulF16 expects); everything else Ops.matmul.
+   */
+  private mm(m: Matrix, x: number, nTok: number, y: number): void {
+    const ops = this.shard.ops;
+    if (m.type !== GGML.F16 || m.x4 || nTok < 8 || m.nIn % 4 !== 0) { ops.matmul(m, ops.act(x, m.nIn, nTok), y); return; }
+    const a = this.shard.arena, xh = this.bufs!.xh, n = m.nIn * nTok;
+    a.f32(xh, n).set(a.f32(x, n));
+    ops.k.roundF16(xh, n);
+    const ex = ops.executor;
+    if (ex && m.nOut * n >= 1 << 19) ex.matmul("matmulF16Tiled", m.ptr, xh, y, m.nIn, nTok, m.nOut, m.nOut);
+    else ops.k.matmulF16Tiled(m.ptr, xh, y, m.nIn, nTok, m.nOut, 0, m.nOut);
+  }
+
   /** One tile's patches → its tokens' projected embeddings (tokens × outDim, a fresh array). */
   encodeTile(t: PreparedTile): Float32Array {
     const c = this.config, C = c.hiddenSize, F = c.ffDim, H = c.nHeads, dh = c.headDim;
@@ -146,25 +162,27 @@ export class VisionEncoder {
     const a = this.shard.arena, ops = this.shard.ops, k = ops.k, w = this.w;
     a.f32(b.pix, N * dimIn).set(t.patches);
     // patch embedding: one matmul over patchified pixels (an F16 kernel rounds the pixels to fp16, as ggml's conv)
-    ops.matmul(w.patch, ops.act(b.pix, dimIn, N), b.x);
+    this.mm(w.patch, b.pix, N, b.x);
     if (w.patchBias) k.addBias(b.x, w.patchBias, C, N);
     k.addInPlace(b.x, this.positions(W, Hh), N * C);
     for (const L of w.layers) {
       k.layerNorm(b.x, L.ln1w, L.ln1b, b.h, C, N, c.eps);
-      const x = ops.act(b.h, C, N);
-      ops.matmul(L.q, x, b.q); ops.matmul(L.k, x, b.k); ops.matmul(L.v, x, b.v);
+      if (L.q.type === GGML.F16) { this.mm(L.q, b.h, N, b.q); this.mm(L.k, b.h, N, b.k); this.mm(L.v, b.h, N, b.v); } else {
+        const x = ops.act(b.h, C, N); // one quantization of the activations for the three matmuls
+        ops.matmul(L.q, x, b.q); ops.matmul(L.k, x, b.k); ops.matmul(L.v, x, b.v);
+      }
       k.addBias(b.q, L.qb, C, N); k.addBias(b.k, L.kb, C, N); k.addBias(b.v, L.vb, C, N);
       // every patch attends to every patch: K/V in fp16 as llama.cpp's flash-attention path casts them
       k.kvStore(b.k, b.kc, C, 0, N); k.kvStore(b.v, b.vc, C, 0, N);
       ops.attention(b.q, b.kc, b.vc, b.att, H, H, dh, N, 0, N, false, 1 / Math.sqrt(dh));
-      ops.matmul(L.o, ops.act(b.att, C, N), b.h);
+      this.mm(L.o, b.att, N, b.h);
       k.addBias(b.h, L.ob, C, N);
       k.addInPlace(b.x, b.h, N * C);
       k.layerNorm(b.x, L.ln2w, L.ln2b, b.h, C, N, c.eps);
-      ops.matmul(L.up, ops.act(b.h, C, N), b.up);
+      this.mm(L.up, b.h, N, b.up);
       k.addBias(b.up, L.upb, F, N);
       (c.activation === "gelu" ? k.gelu : k.geluQuick)(b.up, N * F);
-      ops.matmul(L.down, ops.act(b.up, F, N), b.h);
+      this.mm(L.down, b.up, N, b.h);
       k.addBias(b.h, L.downb, C, N);
       k.addInPlace(b.x, b.h, N * C);
     }
@@ -181,10 +199,10 @@ export class VisionEncoder {
       }
     }
     if (w.inNormW || w.inNormB) k.layerNorm(b.merged, w.inNormW, w.inNormB, b.merged, inP, M, 1e-5);
-    ops.matmul(w.mm1, ops.act(b.merged, inP, M), b.hid);
+    this.mm(w.mm1, b.merged, M, b.hid);
     k.addBias(b.hid, w.mm1b, c.projHidden, M);
     k.gelu(b.hid, M * c.projHidden);
-    ops.matmul(w.mm2, ops.act(b.hid, c.projHidden, M), b.out);
+    this.mm(w.mm2, b.hid, M, b.out);
     k.addBias(b.out, w.mm2b, c.outDim, M);
     return a.f32(b.out, M * c.outDim).slice();
   }
