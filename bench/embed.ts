@@ -2,9 +2,10 @@
 // dense_2 1024 → 128; ours at 1 and all threads) beside llama.cpp's own llama-embedding on the same file,
 // MaxSim query latency on a 10k-document index (WebAssembly kernels beside the plain-JS reference), and
 // index bytes per document.
-// llama-embedding is timed twice in one process each, with 1 and with N documents: (t_N − t_1) / (N − 1) is
-// its per-document time without process start and model load.
-// Usage: tsx bench/embed.ts [model.gguf] [--docs N] [--only encode|llama|index] [--repeat R]
+// llama-embedding is timed in one process with 1 and one with N documents: (t_N − t_1) / (N − 1) is its
+// per-document time without process start and model load. Documents are cut to whole words within the
+// document length so both sides encode the same tokens.
+// Usage: tsx bench/embed.ts [model.gguf] [--docs N] [--only encode|index] [--repeat R]
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
@@ -32,45 +33,10 @@ const rand = mulberry32(7);
 const docs = Array.from({ length: nDocs }, () => Array.from({ length: 90 }, () => words[Math.floor(rand() * words.length)]).join(" "));
 const best = (xs: number[]) => Math.min(...xs);
 
+// ours and llama-embedding alternate run by run, so both see the same load on a shared machine
 if (run("encode")) {
-  for (const threads of [1, availableParallelism()]) {
-    const m = await loadModel(file, { threads });
-    await m.embedDocuments([docs[0]]); // warm-up
-    const times: number[] = [];
-    let tokens = 0;
-    for (let r = 0; r < repeat; r++) {
-      const t0 = performance.now();
-      const embs = await m.embedDocuments(docs);
-      times.push((performance.now() - t0) / 1000);
-      tokens = embs.reduce((a, e) => a + e.tokens.length, 0) / nDocs;
-    }
-    // the same tokens through a causal prefill of the same-shape LM, for comparison
-    const ids = m.tokenizer!.encode("[D] " + docs[0]).slice(0, m.retrieval.documentLength);
-    const s = best(times);
-    console.log(`ours  threads=${threads}: ${(nDocs / s).toFixed(2)} docs/s, ${(nDocs * tokens / s).toFixed(0)} tok/s ` +
-      `(≤${tokens.toFixed(0)} tokens/doc before the skiplist; best of ${repeat}: ${times.map((t) => t.toFixed(2)).join(", ")} s)`);
-    m.dispose();
-    if (existsSync(CAUSAL_LM)) {
-      const lm = await loadModel(CAUSAL_LM, { threads });
-      const session = lm.createSession({ contextLength: 512 });
-      const pre: number[] = [];
-      for (let r = 0; r <= repeat; r++) {
-        session.reset();
-        const t0 = performance.now();
-        await session.forward(ids);
-        pre.push((performance.now() - t0) / 1000);
-      }
-      const p = best(pre.slice(1));
-      console.log(`      causal prefill of the same ${ids.length} tokens (${CAUSAL_LM}): ${(ids.length / p).toFixed(0)} tok/s, ` +
-        `${(1 / p).toFixed(2)} docs/s`);
-      session.dispose(); lm.dispose();
-    }
-  }
-}
-
-if (run("llama")) {
   const bin = buildLlamaEmbedding({ quiet: true });
-  const time = (texts: string[], threads: number) => {
+  const llamaSeconds = (texts: string[], threads: number) => {
     const t0 = performance.now();
     execFileSync(bin, ["-m", file, "-p", texts.map((d) => "[D] " + d).join("\n"), "--pooling", "none", "--embd-normalize", "-1",
       "--embd-output-format", "json", "-t", String(threads), "-c", "4096", "-b", "4096", "-ub", "4096"],
@@ -78,11 +44,44 @@ if (run("llama")) {
     return (performance.now() - t0) / 1000;
   };
   for (const threads of [1, availableParallelism()]) {
-    const one: number[] = [], all: number[] = [];
-    for (let r = 0; r < repeat; r++) { one.push(time(docs.slice(0, 1), threads)); all.push(time(docs, threads)); }
-    const perDoc = (best(all) - best(one)) / (nDocs - 1);
-    console.log(`llama-embedding threads=${threads}: ${(1 / perDoc).toFixed(2)} docs/s without load ` +
-      `(1 doc ${best(one).toFixed(2)} s, ${nDocs} docs ${best(all).toFixed(2)} s per process; ${(nDocs / best(all)).toFixed(2)} docs/s incl. load)`);
+    const m = await loadModel(file, { threads });
+    // whole documents on both sides: cut words until "[D] " + text fits documentLength tokens
+    const tok = m.tokenizer!, fit = docs.map((d) => {
+      const w = d.split(" ");
+      while (tok.encode("[D] " + w.join(" ")).length > m.retrieval.documentLength) w.pop();
+      return w.join(" ");
+    });
+    const tokens = fit.reduce((a, d) => a + tok.encode("[D] " + d).length, 0) / nDocs;
+    await m.embedDocuments([fit[0]]); // warm-up
+    const ours: number[] = [], one: number[] = [], all: number[] = [];
+    for (let r = 0; r < repeat; r++) {
+      const t0 = performance.now();
+      await m.embedDocuments(fit);
+      ours.push((performance.now() - t0) / 1000);
+      one.push(llamaSeconds(fit.slice(0, 1), threads));
+      all.push(llamaSeconds(fit, threads));
+    }
+    const s = best(ours), perDoc = (best(all) - best(one)) / (nDocs - 1);
+    console.log(`threads=${threads}, ${nDocs} docs of ${tokens.toFixed(0)} tokens, best of ${repeat}:`);
+    console.log(`  ours             ${(nDocs / s).toFixed(2)} docs/s, ${(nDocs * tokens / s).toFixed(0)} tok/s (runs ${ours.map((t) => t.toFixed(1)).join(", ")} s)`);
+    console.log(`  llama-embedding  ${(1 / perDoc).toFixed(2)} docs/s, ${(tokens / perDoc).toFixed(0)} tok/s without load = (t_${nDocs} − t_1) / ${nDocs - 1} ` +
+      `(1 doc ${one.map((t) => t.toFixed(1)).join(", ")} s; ${nDocs} docs ${all.map((t) => t.toFixed(1)).join(", ")} s per process)`);
+    m.dispose();
+    if (existsSync(CAUSAL_LM)) {
+      // the same token count through a causal prefill of the same-shape LM: the encoder should match it
+      const lm = await loadModel(CAUSAL_LM, { threads });
+      const session = lm.createSession({ contextLength: 512 });
+      const ids = tok.encode("[D] " + fit[0]), pre: number[] = [];
+      for (let r = 0; r <= repeat; r++) {
+        session.reset();
+        const t0 = performance.now();
+        await session.forward(ids);
+        pre.push((performance.now() - t0) / 1000);
+      }
+      const p = best(pre.slice(1));
+      console.log(`  causal prefill   ${(1 / p).toFixed(2)} docs/s, ${(ids.length / p).toFixed(0)} tok/s (${CAUSAL_LM}, same ${ids.length} tokens)`);
+      session.dispose(); lm.dispose();
+    }
   }
 }
 
