@@ -22,6 +22,11 @@ export { syntheticAudioMmproj, type SyntheticAudioOptions } from "./models/lfm2a
 export { decodeWav, toMono16k, resample, type AudioInput, type PcmSamples, type AudioBufferLike } from "./audio/input.js";
 export { logMelSpectrogram, type LogMel } from "./audio/mel.js";
 export { istft, encodeWav, type IstftOptions } from "./audio/istft.js";
+export { StreamingIstft } from "./audio/istft-stream.js";
+export { AudioDetokenizer, DetokenizerStream, readCodeEmbeddings, AUDIO_OUT_RATE, SAMPLES_PER_FRAME } from "./models/lfm2audio/detokenizer.js";
+export { AudioHead, loadAudioHead, END_OF_AUDIO, type SampleOptions } from "./models/lfm2audio/audio-head.js";
+export { SpeechOut, TTS_SYSTEM_PROMPT, INTERLEAVED_SYSTEM_PROMPT, type SpeechEvent, type SpeechMode, type SpeechOptions, type SpeechResult } from "./models/lfm2audio/speech-out.js";
+export { syntheticDetokenizerGguf, syntheticVocoderGguf, syntheticAudioHead, DETOKENIZER_SHAPE } from "./models/lfm2audio/synthetic-out.js";
 export { clearModelCache, type ModelCacheMode } from "./io/browser-cache.js";
 export { resolveHf, downloadHf, hfSource, type HfResolved, type HfDownloaded } from "./io/hub.js";
 export { createOpenAIHandler, type OpenAIHandlerOptions, type ServableModel, type FetchHandler } from "./server/openai.js";

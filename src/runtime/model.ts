@@ -1,6 +1,7 @@
 // loadModel(): source → parsed header → the architecture's tensors placed across one or more shards
 // (WebAssembly memories) as the weights stream in → a Model that creates sessions. GGUF and Hugging
 // Face safetensors are both accepted.
+import { INTERLEAVED_SYSTEM_PROMPT, SpeechOut, TTS_SYSTEM_PROMPT, type SpeechEvent, type SpeechMode, type SpeechOptions, type SpeechResult } from "../models/lfm2audio/speech-out.js";
 import { fmt, MAX_BYTES } from "../../bindings/arena.js";
 import { Shard } from "../../bindings/shard.js";
 import { canShareMemory, chooseVariant, compileVariant, type WasmOptions, type WasmVariant } from "../../bindings/wasm.js";
@@ -57,6 +58,11 @@ export interface LoadOptions extends WasmOptions {
   mmproj?: SourceInput;
   /** LFM2-VL processor options (min/max_image_tokens, tiling) for every image of this model. */
   imageOptions?: Lfm2VlImageOptions;
+  /**
+   * LFM2.5-Audio speech output: the vocoder GGUF bytes (audio head + code embeddings, llama.cpp layout) and the
+   * detokenizer backbone (an lfm2 GGUF with a 1282-wide dense_2 head; docs/lfm2-audio-out.md).
+   */
+  speechOut?: { vocoder: Uint8Array; detokenizer: ModelInput };
 }
 
 /** Where the weights live: one entry per WebAssembly memory. */
@@ -98,6 +104,43 @@ export class Model {
 
   /** The model's forward pass (the speech-out detokenizer drives its backbone with embeddings through it). */
   get forwardPass(): Lfm2Forward { return this.fwd; }
+
+  /** LFM2.5-Audio speech output (loaded with `speechOut`). */
+  speech: SpeechOut | null = null;
+
+  private speechOf(): SpeechOut {
+    if (!this.speech) throw new Lfm2Error("BAD_INPUT", "this model has no speech output: load it with { speechOut: { vocoder, detokenizer } }");
+    return this.speech;
+  }
+
+  /** Text → 24 kHz speech (TTS system prompt, sequential mode; the turn opens with <|audio_start|>). */
+  async speak(text: string, opts: SpeechOptions & { system?: string } = {}): Promise<SpeechResult> {
+    return drain(this.speakStream(text, opts));
+  }
+
+  /** As speak, with each decoded frame's samples (and any text) yielded as they come. */
+  speakStream(text: string, opts: SpeechOptions & { system?: string } = {}): AsyncGenerator<SpeechEvent, SpeechResult> {
+    if (typeof text !== "string" || text.length === 0) throw new Lfm2Error("BAD_INPUT", "speak needs a non-empty text");
+    const sp = this.speechOf();
+    const ids = sp.promptIds([{ role: "system", content: opts.system ?? TTS_SYSTEM_PROMPT }, { role: "user", content: text }], this.chatTemplate);
+    return exclusive(this.chatLock, checkSignal(opts.signal), () => sp.generate(ids, "sequential", opts, true));
+  }
+
+  /**
+   * Chat with text and speech out: "interleaved" (default; 6 text tokens, 12 frames, …) or "sequential". Without a
+   * system message the interleaved prompt gets "Respond with interleaved text and audio.".
+   */
+  chatAudioStream(messages: ChatMessage[], opts: SpeechOptions & { mode?: SpeechMode } = {}): AsyncGenerator<SpeechEvent, SpeechResult> {
+    const sp = this.speechOf(), mode = opts.mode ?? "interleaved";
+    if (mode !== "interleaved" && mode !== "sequential") throw new Lfm2Error("BAD_INPUT", `mode must be "interleaved" or "sequential", got ${String(mode)}`);
+    const msgs = mode === "interleaved" && messages[0]?.role !== "system" ? [{ role: "system", content: INTERLEAVED_SYSTEM_PROMPT } as ChatMessage, ...messages] : messages;
+    const ids = sp.promptIds(msgs, this.chatTemplate);
+    return exclusive(this.chatLock, checkSignal(opts.signal), () => sp.generate(ids, mode, opts));
+  }
+
+  chatAudio(messages: ChatMessage[], opts: SpeechOptions & { mode?: SpeechMode } = {}): Promise<SpeechResult> {
+    return drain(this.chatAudioStream(messages, opts));
+  }
 
   /**
    * Chat with the model (OpenAI-style messages); turns reuse one internal session's cache. Calls are
@@ -454,5 +497,10 @@ export async function loadModel(input: ModelInput, options: LoadOptions = {}): P
     threads, threadsNote, metadata: header.metadata, ...(embedding ? { embedding } : {}),
   }, vision?.forward ?? audio?.forward ?? fwd, shards, tokenizer, r.chatTemplate(header), vision, audio);
   if (r.retrieval) model.retrieval = r.retrieval;
+  if (opts.speechOut) {
+    if (!tokenizer) throw new Lfm2Error("BAD_INPUT", "speech output needs a text model with a tokenizer");
+    const detok = await loadModel(opts.speechOut.detokenizer, { threads, signal: opts.signal, chunkSize: 8 });
+    model.speech = SpeechOut.create(vision?.forward ?? audio?.forward ?? fwd, tokenizer, detok.forwardPass, opts.speechOut, audio);
+  }
   return model;
 }

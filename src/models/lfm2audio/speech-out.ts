@@ -1,0 +1,159 @@
+// LFM2-Audio speech output (docs/lfm2-audio-out.md §2): the text backbone generates text tokens or audio frames
+// per position; an audio frame is 8 codes from the audio head on the backbone's last hidden state, fed back as
+// the sum of its codebook embeddings, and decoded to 24 kHz samples by the detokenizer as soon as it is sampled.
+// The two loops follow liquid-audio's generate_sequential / generate_interleaved.
+import { Lfm2Error } from "../../errors.js";
+import { mulberry32 } from "../synthetic.js";
+import type { Lfm2Forward, Lfm2State, StepInput } from "../lfm2/forward.js";
+import type { Tokenizer } from "../../text/tokenizer.js";
+import { LFM2_CHAT_TEMPLATE, renderChatProtected, type ChatMessage } from "../../text/chat-template.js";
+import { AudioHead, END_OF_AUDIO, loadAudioHead, sample } from "./audio-head.js";
+import { AUDIO_OUT_RATE, AudioDetokenizer, concat, readCodeEmbeddings } from "./detokenizer.js";
+import type { AudioLanguage } from "./speech.js";
+
+/** Text ids of the switches (LFM2 vocabulary; liquid-audio and llama.cpp hard-code them too). */
+export const IM_END = 7, AUDIO_START = 128, TEXT_END = 130;
+export const TTS_SYSTEM_PROMPT = "Perform TTS. Use the UK female voice.";
+export const INTERLEAVED_SYSTEM_PROMPT = "Respond with interleaved text and audio.";
+
+export type SpeechMode = "sequential" | "interleaved";
+
+export interface SpeechOptions {
+  /** Text sampling: ≤ 0 / undefined greedy (liquid-audio's default). */
+  textTemperature?: number; textTopK?: number;
+  /** Audio sampling per codebook; defaults as llama.cpp: 0.8 with top-k 4 (interleaved) or 64 (sequential). */
+  audioTemperature?: number; audioTopK?: number;
+  /** Seed of the sampling source (default 0). */
+  seed?: number;
+  /** Most generated positions (text tokens + audio frames); default 1024. */
+  maxTokens?: number;
+  /** Most audio frames (80 ms each); default 750 (60 s). */
+  maxFrames?: number;
+  /** Positions the backbone's cache holds (prompt + generation); default 4096. */
+  contextLength?: number;
+  signal?: AbortSignal;
+}
+
+export type SpeechEvent =
+  | { type: "text"; text: string; token: number }
+  | { type: "audio"; pcm: Float32Array; sampleRate: number; frame: number; codes: Int32Array };
+
+export interface SpeechResult {
+  text: string;
+  pcm: Float32Array;
+  sampleRate: number;
+  /** Every generated frame's 8 codes (end-of-audio frames included). */
+  codes: Int32Array[];
+  finishReason: "stop" | "length";
+}
+
+export interface SpeechOutFiles {
+  /** Vocoder GGUF (llama.cpp convert_vocoder_to_gguf.py layout): the audio head and `emb.emb.weight`. */
+  vocoder: Uint8Array;
+}
+
+export class SpeechOut {
+  constructor(private fwd: Lfm2Forward, private tok: Tokenizer, readonly head: AudioHead, readonly detok: AudioDetokenizer,
+    private audioIn: AudioLanguage | null = null, readonly interleave = { text: 6, audio: 12 }) {
+    if (head.backboneDim !== fwd.cfg.hiddenSize) {
+      throw new Lfm2Error("SHAPE_MISMATCH", `the audio head takes ${head.backboneDim}-wide states but the text model's are ${fwd.cfg.hiddenSize}`);
+    }
+  }
+
+  static create(fwd: Lfm2Forward, tok: Tokenizer, detokBackbone: Lfm2Forward, files: SpeechOutFiles, audioIn: AudioLanguage | null = null): SpeechOut {
+    const head = loadAudioHead(files.vocoder);
+    const detok = new AudioDetokenizer(detokBackbone, readCodeEmbeddings(files.vocoder).table);
+    return new SpeechOut(fwd, tok, head, detok, audioIn);
+  }
+
+  /** Prompt ids of a conversation (audio parts through the speech-in encoder when loaded), ending in the assistant header. */
+  promptIds(messages: ChatMessage[], template?: string): number[] {
+    if (this.audioIn) return this.audioIn.promptIds(messages, {}, template);
+    const tok = this.tok, bos = tok.bosId === null ? "" : tok.tokenText(tok.bosId), eos = tok.eosId === null ? "" : tok.tokenText(tok.eosId);
+    for (const m of messages) if (typeof m?.content !== "string") throw new Lfm2Error("BAD_INPUT", "audio parts need the speech-in encoder (load with { mmproj })");
+    const { text, plainSpans } = renderChatProtected(messages,
+      { template: template ?? LFM2_CHAT_TEMPLATE, bosToken: bos, eosToken: eos, addGenerationPrompt: true } as never, tok.controlTokenTexts());
+    return tok.encode(text, { addBos: false, plainSpans });
+  }
+
+  /**
+   * Generate from prompt ids in a mode; text and audio events as they come (audio: the samples each frame made
+   * final). `startAudio` feeds `<|audio_start|>` after the prompt (TTS: the turn opens with speech).
+   */
+  async *generate(promptIds: number[], mode: SpeechMode, opts: SpeechOptions = {}, startAudio = false): AsyncGenerator<SpeechEvent, SpeechResult> {
+    const f = this.fwd, D = f.cfg.hiddenSize;
+    const maxTokens = opts.maxTokens ?? 1024, maxFrames = opts.maxFrames ?? 750, ctx = opts.contextLength ?? 4096;
+    for (const [k, v] of [["maxTokens", maxTokens], ["maxFrames", maxFrames], ["contextLength", ctx]] as const) {
+      if (!Number.isInteger(v) || v < 1) throw new Lfm2Error("BAD_INPUT", `${k} must be a positive integer, got ${v}`);
+    }
+    const ids = startAudio ? [...promptIds, AUDIO_START] : promptIds;
+    if (ids.length === 0) throw new Lfm2Error("BAD_INPUT", "an empty prompt");
+    if (ids.length + maxTokens > ctx) throw new Lfm2Error("CONTEXT_OVERFLOW", `prompt ${ids.length} + ${maxTokens} new positions exceed the context of ${ctx}`);
+    const rand = mulberry32(opts.seed ?? 0);
+    const audioT = opts.audioTemperature ?? 0.8, audioK = opts.audioTopK ?? (mode === "interleaved" ? 4 : 64);
+    const state: Lfm2State = f.allocState(ctx);
+    const stream = this.detok.stream();
+    const textIds: number[] = [], pcm: Float32Array[] = [], codes: Int32Array[] = [];
+    let shown = "", finish: "stop" | "length" = "length";
+    try {
+      f.clearState(state);
+      let audio = startAudio;
+      let left = mode === "interleaved" ? this.interleave.text : Infinity, textDone = false;
+      // prefill all but the last prompt position, which is evaluated by the first loop step
+      let pos = 0;
+      for (; pos < ids.length - 1; pos += f.maxTok) f.step(ids.slice(pos, Math.min(pos + f.maxTok, ids.length - 1)), pos, state, "none");
+      pos = ids.length - 1;
+      let input: StepInput = [ids[ids.length - 1]];
+      for (let n = 0; n < maxTokens; n++) {
+        if (opts.signal?.aborted) throw new Lfm2Error("ABORTED", "speech generation aborted");
+        left -= 1;
+        const out = f.step(input, pos, state, audio ? "hidden" : "logits")!;
+        pos += "embeddings" in input ? input.embeddings.length / D : input.length;
+        if (!audio) {
+          const t = opts.textTemperature !== undefined && opts.textTemperature > 0 && opts.textTopK !== 1
+            ? sample(out, opts.textTemperature, opts.textTopK, rand) : argmax(out);
+          if (t === IM_END || t === this.tok.eosId) { finish = "stop"; break; }
+          textIds.push(t);
+          const all = this.tok.decode(textIds);
+          // every token is an event (for counting and timing); its text waits while a UTF-8 sequence is incomplete
+          const whole = !all.endsWith("\uFFFD");
+          yield { type: "text", text: whole ? all.slice(shown.length) : "", token: t };
+          if (whole) shown = all;
+          if (mode === "interleaved") {
+            if (t === TEXT_END) textDone = true;
+            if (left <= 0 || textDone) { audio = true; left = this.interleave.audio; }
+          } else if (t === AUDIO_START) audio = true;
+          input = [t];
+        } else {
+          const frame = this.head.sampleFrame(out.slice(out.length - D), { temperature: audioT, topK: audioK, random: rand });
+          codes.push(frame);
+          if (mode === "interleaved" && left <= 0 && !textDone) { audio = false; left = this.interleave.text; }
+          if (frame[0] === END_OF_AUDIO) {
+            audio = false;
+            const tail = stream.end();
+            if (tail.length) { pcm.push(tail); yield { type: "audio", pcm: tail, sampleRate: AUDIO_OUT_RATE, frame: codes.length - 1, codes: frame }; }
+          } else {
+            const chunk = stream.push(frame);
+            pcm.push(chunk);
+            yield { type: "audio", pcm: chunk, sampleRate: AUDIO_OUT_RATE, frame: codes.length - 1, codes: frame };
+            if (codes.length >= maxFrames) { finish = "length"; break; }
+          }
+          input = { embeddings: this.head.frameEmbedding(frame) };
+        }
+        await Promise.resolve(); // let consumers (and abort handlers) run between positions
+      }
+      const tail = stream.end();
+      if (tail.length) { pcm.push(tail); yield { type: "audio", pcm: tail, sampleRate: AUDIO_OUT_RATE, frame: codes.length - 1, codes: codes[codes.length - 1] }; }
+    } finally {
+      stream.dispose();
+      f.releaseState(state);
+    }
+    return { text: this.tok.decode(textIds), pcm: concat(pcm), sampleRate: AUDIO_OUT_RATE, codes, finishReason: finish };
+  }
+}
+
+function argmax(x: Float32Array): number {
+  let b = 0;
+  for (let i = 1; i < x.length; i++) if (x[i] > x[b]) b = i;
+  return b;
+}
