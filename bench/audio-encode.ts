@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
-import { buildMtmdAudioDump } from "../scripts/build-mtmd-audio.mjs";
+import { buildMtmdAudioDump } from "../scripts/build-llama-tools.mjs";
 import { AudioEncoder } from "../src/models/lfm2audio/encoder.js";
 import { syntheticAudioMmproj } from "../src/models/lfm2audio/synthetic.js";
 import { logMelSpectrogram } from "../src/audio/mel.js";

@@ -1,6 +1,6 @@
 // LFM2-VL benchmark: image encode time (one 512 tile; a 3x2-tiled image + thumbnail) and time to first token
 // (encode + prefill of an image prompt), ours beside llama.cpp v0.5.0's libmtmd native (mtmd-dump, built by
-// scripts/build-mtmd.mjs), at 1 and all threads. Synthetic files in real shapes: SigLIP2-base mmproj (86M,
+// scripts/build-llama-tools.mjs), at 1 and all threads. Synthetic files in real shapes: SigLIP2-base mmproj (86M,
 // F16 as published) + an LFM2-350M text tower (LFM2-VL-450M's), cached in .cache/bench-vl/.
 //   npx tsx bench/vl.ts [--threads 1,2] [--text-type Q4_0] [--runs 1] [--images 512,1152x768]
 import { execFileSync } from "node:child_process";

@@ -1,5 +1,5 @@
 // LFM2-Audio encoder + adapter parity with llama.cpp's libmtmd (projector lfm2a), the exact source of
-// node-llama-cpp's prebuilt binary compiled offline by scripts/build-mtmd-audio.mjs, on synthetic mmproj
+// node-llama-cpp's prebuilt binary compiled offline by scripts/build-llama-tools.mjs, on synthetic mmproj
 // files (seeded random weights, real layout) and generated audio: tones, noise, espeak-ng speech.
 // Checked: libmtmd's mel vs ours, the token count, and the embeddings (from llama.cpp's own mel, which
 // isolates the encoder, and end to end from the samples).
@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildMtmdAudioDump } from "../../scripts/build-mtmd-audio.mjs";
+import { llamaTool } from "../../scripts/build-llama-tools.mjs";
 import { AudioEncoder } from "../../src/models/lfm2audio/encoder.js";
 import { syntheticAudioMmproj } from "../../src/models/lfm2audio/synthetic.js";
 import { logMelSpectrogram } from "../../src/audio/mel.js";
@@ -16,9 +16,11 @@ import { noise, speech, tones } from "./signals.js";
 
 let tool: string | undefined, whyNot = "";
 const dir = mkdtempSync(join(tmpdir(), "lfm2-audio-parity-"));
-beforeAll(async () => {
-  try { tool = await buildMtmdAudioDump({ quiet: true }); } catch (e) { whyNot = `llama.cpp mtmd tool unavailable: ${(e as Error).message}`; }
-}, 40 * 60_000);
+beforeAll(() => {
+  const t = llamaTool("mtmd-audio-dump");
+  tool = t.path;
+  whyNot = t.reason ?? "";
+});
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function readBlock(path: string) {

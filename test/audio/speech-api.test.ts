@@ -11,7 +11,7 @@ import { syntheticAudioMmproj } from "../../src/models/lfm2audio/synthetic.js";
 import { AudioEncoder } from "../../src/models/lfm2audio/encoder.js";
 import { loadModel, type Model } from "../../src/runtime/model.js";
 import type { ChatMessage } from "../../src/text/chat-template.js";
-import { buildMtmdAudioDump } from "../../scripts/build-mtmd-audio.mjs";
+import { llamaTool } from "../../scripts/build-llama-tools.mjs";
 import { noise, speech, tones } from "./signals.js";
 
 const TEXT = { hiddenSize: 64, nLayers: 3, nHeads: 4, nKv: 2, ffDim: 128, attn: [1], vocabSize: 2048 };
@@ -116,7 +116,9 @@ describe("LFM2-Audio model API", () => {
 describe("logits after an audio prompt vs llama.cpp mtmd (text model + lfm2a mmproj)", () => {
   let dir: string, textPath: string, mmPath: string, model: Model, tool: string | undefined, whyNot = "";
   beforeAll(async () => {
-    try { tool = await buildMtmdAudioDump({ quiet: true }); } catch (e) { whyNot = `llama.cpp mtmd tool unavailable: ${(e as Error).message}`; }
+    const t = llamaTool("mtmd-audio-dump");
+    tool = t.path;
+    whyNot = t.reason ?? "";
     dir = mkdtempSync(join(tmpdir(), "lfm2audio-logits-"));
     textPath = join(dir, "text.gguf"); mmPath = join(dir, "mmproj.gguf");
     writeFileSync(textPath, concatChunks(syntheticGguf({ shape: TEXT, weightType: "F32", seed: 5 })));

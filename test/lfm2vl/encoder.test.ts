@@ -1,8 +1,8 @@
-// LFM2-VL vision encoder + projector vs llama.cpp v0.5.0's libmtmd (scripts/build-mtmd.mjs → mtmd-dump) on the
+// LFM2-VL vision encoder + projector vs llama.cpp v0.5.0's libmtmd (scripts/build-llama-tools.mjs → mtmd-dump) on the
 // same synthetic mmproj and the same raw RGB pixels: token layout and projected embeddings per row.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { concatChunks } from "../../src/formats/gguf-writer.js";
@@ -12,9 +12,11 @@ import { loadVisionEncoder, type VisionEncoder } from "../../src/models/lfm2vl/e
 import { planImage } from "../../src/models/lfm2vl/preprocess.js";
 import { parseGguf } from "../../src/formats/gguf.js";
 import { Tokenizer } from "../../src/text/tokenizer.js";
+import { llamaTool } from "../../scripts/build-llama-tools.mjs";
 
-const dump = join(process.cwd(), ".cache/llama-tools/bin/mtmd-dump");
-const skipReason = existsSync(dump) ? null : "mtmd-dump not built (node scripts/build-mtmd.mjs, ~10 min)";
+const mtmdDump = llamaTool("mtmd-dump");
+const dump = mtmdDump.path ?? "";
+const skipReason = mtmdDump.reason ?? null;
 const TEXT = { hiddenSize: 64, nLayers: 2, nHeads: 4, nKv: 2, ffDim: 128, attn: [1], vocabSize: 2048 };
 const VISION = { hiddenSize: 64, ffDim: 128, nLayers: 2, nHeads: 4, projHidden: 96, outDim: 64 };
 

@@ -2,7 +2,7 @@
 // data: URLs), images reused from the session cache, and text logits after an image prompt vs llama.cpp's mtmd.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encode as encodePng } from "fast-png";
@@ -11,10 +11,12 @@ import { syntheticGguf } from "../../src/models/synthetic.js";
 import { syntheticMmproj } from "../../src/models/lfm2vl/mmproj.js";
 import { loadModel, type Model } from "../../src/runtime/model.js";
 import { planImage } from "../../src/models/lfm2vl/preprocess.js";
+import { llamaTool } from "../../scripts/build-llama-tools.mjs";
 
 const TEXT = { hiddenSize: 64, nLayers: 3, nHeads: 4, nKv: 2, ffDim: 128, attn: [1], vocabSize: 2048 };
 const VISION = { hiddenSize: 64, ffDim: 128, nLayers: 2, nHeads: 4, projHidden: 96, outDim: 64 };
-const dump = join(process.cwd(), ".cache/llama-tools/bin/mtmd-dump");
+const mtmdDump = llamaTool("mtmd-dump");
+const dump = mtmdDump.path ?? "";
 
 function pixels(w: number, h: number, seed = 0): Uint8Array {
   const rgb = new Uint8Array(w * h * 3);
@@ -76,7 +78,7 @@ describe("LFM2-VL model API", () => {
     expect(r3.usage.cachedTokens).toBeLessThan(r1.usage.promptTokens - 256);
   }, 120_000);
 
-  describe.skipIf(!existsSync(dump))(`text logits after an image prompt vs llama.cpp mtmd${existsSync(dump) ? "" : " (skipped: mtmd-dump not built)"}`, () => {
+  describe.skipIf(!mtmdDump.path)(`text logits after an image prompt vs llama.cpp mtmd${mtmdDump.path ? "" : ` (skipped: ${mtmdDump.reason})`}`, () => {
     const before = "<|startoftext|><|im_start|>user\n", after = "Describe this.<|im_end|>\n<|im_start|>assistant\n";
     const run = (w: number, h: number) => {
       const rgbPath = join(dir, `p-${w}.rgb`), out = join(dir, `p-${w}`);
