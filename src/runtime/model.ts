@@ -1,6 +1,7 @@
 // loadModel(): source → parsed header → the architecture's tensors placed across one or more shards
 // (WebAssembly memories) as the weights stream in → a Model that creates sessions. GGUF and Hugging
 // Face safetensors are both accepted.
+import type { GgmlTypeName } from "../core/quant-types.js";
 import { INTERLEAVED_SYSTEM_PROMPT, SpeechOut, TTS_SYSTEM_PROMPT, type SpeechEvent, type SpeechMode, type SpeechOptions, type SpeechResult } from "../models/lfm2audio/speech-out.js";
 import { fmt, MAX_BYTES } from "../../bindings/arena.js";
 import { Shard } from "../../bindings/shard.js";
@@ -62,7 +63,7 @@ export interface LoadOptions extends WasmOptions {
    * LFM2.5-Audio speech output: the vocoder GGUF bytes (audio head + code embeddings, llama.cpp layout) and the
    * detokenizer backbone (an lfm2 GGUF with a 1282-wide dense_2 head; docs/lfm2-audio-out.md).
    */
-  speechOut?: { vocoder: Uint8Array; detokenizer: ModelInput };
+  speechOut?: { vocoder: Uint8Array; detokenizer: ModelInput; headWeightType?: GgmlTypeName };
 }
 
 /** Where the weights live: one entry per WebAssembly memory. */
@@ -500,7 +501,8 @@ export async function loadModel(input: ModelInput, options: LoadOptions = {}): P
   if (opts.speechOut) {
     if (!tokenizer) throw new Lfm2Error("BAD_INPUT", "speech output needs a text model with a tokenizer");
     const detok = await loadModel(opts.speechOut.detokenizer, { threads, signal: opts.signal, chunkSize: 8 });
-    model.speech = SpeechOut.create(vision?.forward ?? audio?.forward ?? fwd, tokenizer, detok.forwardPass, opts.speechOut, audio);
+    model.speech = await SpeechOut.create(vision?.forward ?? audio?.forward ?? fwd, tokenizer, detok.forwardPass, opts.speechOut, audio,
+      async (gguf) => (await loadModel(gguf, { threads, signal: opts.signal, chunkSize: 1 })).forwardPass);
   }
   return model;
 }

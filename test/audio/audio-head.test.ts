@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import { AudioHead, END_OF_AUDIO, HEAD_VOCAB, loadAudioHead, readF32Tensors, sample } from "../../src/models/lfm2audio/audio-head.js";
 import { syntheticAudioHead, syntheticVocoderGguf } from "../../src/models/lfm2audio/synthetic-out.js";
 import { mulberry32, randomTensor } from "../../src/models/synthetic.js";
+import { loadModel } from "../../src/index.js";
 
 const D = 64, spec = syntheticAudioHead({ backboneDim: D, dim: 64, nLayers: 2, ffDim: 96 });
 const file = Buffer.concat(syntheticVocoderGguf(32, 5, spec.tensors, spec.meta));
@@ -79,5 +80,22 @@ describe("audio head (depthformer)", () => {
     expect(() => head.sampleFrame(new Float32Array(3))).toThrow(expect.objectContaining({ code: "BAD_INPUT" }));
     expect(() => head.sampleFrame(hidden(1), { temperature: 1 })).toThrow(expect.objectContaining({ code: "BAD_INPUT" }));
     expect(() => loadAudioHead(Buffer.concat(syntheticVocoderGguf(32)))).toThrow(expect.objectContaining({ code: "BAD_METADATA" }));
+  });
+
+  it("on the engine (lfm2 GGUF, NeoX-permuted heads, F32) the logits of all 8 codebooks match the JS reference", async () => {
+    // dh = 256 / 32 = 8: the engine's kernels need head dims in multiples of 8
+    const spec8 = syntheticAudioHead({ backboneDim: D, dim: 256, nLayers: 2, ffDim: 128, seed: 8 });
+    const file8 = Buffer.concat(syntheticVocoderGguf(32, 5, spec8.tensors, spec8.meta));
+    const ref = loadAudioHead(file8), eng = loadAudioHead(file8);
+    const m = await loadModel(Buffer.concat(eng.engineGguf("F32")), { threads: 1 });
+    eng.useEngine(m.forwardPass);
+    for (const seed of [1, 2, 3]) {
+      const a = new Float32Array(8 * HEAD_VOCAB), b = new Float32Array(8 * HEAD_VOCAB);
+      const ca = ref.sampleFrame(hidden(seed), {}, a), cb = eng.sampleFrame(hidden(seed), {}, b);
+      let worst = 0, scale = 0;
+      for (let i = 0; i < a.length; i++) { worst = Math.max(worst, Math.abs(a[i] - b[i])); scale = Math.max(scale, Math.abs(a[i])); }
+      expect(worst).toBeLessThan(1e-3 * scale); // the engine keeps K/V in fp16 (≈1e-4 relative seen); a wrong RoPE pairing gives O(1)
+      expect(Array.from(cb)).toEqual(Array.from(ca));
+    }
   });
 });

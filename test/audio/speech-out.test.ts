@@ -15,7 +15,7 @@ const write = (name: string, chunks: Uint8Array[]) => { const p = join(dir, name
 const shape = { hiddenSize: 64, nLayers: 4, nHeads: 4, nKv: 2, ffDim: 128, attn: [1, 3], vocabSize: 2048 };
 const textPath = write("text.gguf", syntheticGguf({ shape, weightType: "F32", seed: 4 }));
 const detokPath = write("detok.gguf", syntheticDetokenizerGguf({ slidingWindow: 30 }));
-const head = syntheticAudioHead({ backboneDim: 64, dim: 64, nLayers: 2, ffDim: 96 });
+const head = syntheticAudioHead({ backboneDim: 64, dim: 256, nLayers: 2, ffDim: 128 }); // dh 8, as the engine needs
 const vocoder = Buffer.concat(syntheticVocoderGguf(64, 5, head.tensors, head.meta));
 
 let model: Model | undefined;

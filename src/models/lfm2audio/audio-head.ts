@@ -1,12 +1,20 @@
 // LFM2-Audio's audio head, the "depthformer" (docs/lfm2-audio-out.md §1): the backbone's last hidden state →
 // depth_linear → 8 inputs of width Dd; codebook c runs one step of a small causal transformer (KV cache over the
 // 8 depth positions) on input_c + embedding of code c−1, then RMSNorm_c → to_logits_c over 2049 codes.
-// Plain f32 JavaScript, weights from a vocoder GGUF in llama.cpp's convert_vocoder_to_gguf.py names.
+// Weights from a vocoder GGUF in llama.cpp's convert_vocoder_to_gguf.py names. The transformer runs either in
+// plain f32 JavaScript (the reference) or on the engine: the depthformer is then written as an `lfm2` GGUF of
+// attention-only layers (qkv split into q/k/v; its adjacent-pair RoPE turned into the engine's NeoX halves by
+// permuting each q/k head's rows and norm weights, which leaves every q·k product unchanged; unit final norm,
+// the per-codebook norm weight applied after) and loaded like any model (kernels, threads).
 // NOT verified numerically against liquid-audio or llama.cpp (nothing runnable here): structure per the sources.
 import { Lfm2Error } from "../../errors.js";
 import { parseGguf } from "../../formats/gguf.js";
 import { f16ToF32 } from "../../formats/fp16.js";
 import { metaNumber } from "../../formats/gguf.js";
+import { encodeGguf, type GgufWriteTensor, type GgufWriteValue } from "../../formats/gguf-writer.js";
+import { quantizeTensor } from "../../formats/quantize.js";
+import { ggmlTypeByName, type GgmlTypeName } from "../../core/quant-types.js";
+import type { Lfm2Forward, Lfm2State } from "../lfm2/forward.js";
 
 export const HEAD_CODEBOOKS = 8;
 /** 2048 Mimi codes + end-of-audio (2048). */
@@ -47,6 +55,7 @@ export class AudioHead {
   private linW: Float32Array; private linB: Float32Array;
   private cbEmbed: Float32Array[] = []; private cbNorm: Float32Array[] = []; private cbLogits: Float32Array[] = [];
   private audioEmbed: Float32Array;
+  private engine: { fwd: Lfm2Forward; state: Lfm2State } | null = null;
 
   constructor(t: Map<string, F32Tensor>, nLayers: number) {
     const get = (name: string, shape?: number[]) => {
@@ -114,14 +123,68 @@ export class AudioHead {
     for (let c = 0; c < HEAD_CODEBOOKS; c++) {
       const x = depthIn.slice(c * Dd, (c + 1) * Dd);
       if (prev >= 0) for (let j = 0; j < Dd; j++) x[j] += this.cbEmbed[c - 1][prev * Dd + j];
-      for (let l = 0; l < this.nLayers; l++) this.layerStep(l, x, c, kCache[l], vCache[l]);
-      const lg = matvec(this.cbLogits[c], rmsNorm(x, this.cbNorm[c]), Dd, HEAD_VOCAB);
+      let normed: Float32Array;
+      if (this.engine) { // the engine's unit final norm gives x / rms(x); the codebook's norm weight goes on here
+        normed = this.engine.fwd.step({ embeddings: x }, c, this.engine.state, "hidden")!.slice();
+        const w = this.cbNorm[c];
+        for (let j = 0; j < Dd; j++) normed[j] *= w[j];
+      } else {
+        for (let l = 0; l < this.nLayers; l++) this.layerStep(l, x, c, kCache[l], vCache[l]);
+        normed = rmsNorm(x, this.cbNorm[c]);
+      }
+      const lg = matvec(this.cbLogits[c], normed, Dd, HEAD_VOCAB);
       if (logits) logits.set(lg, c * HEAD_VOCAB);
       prev = greedy ? argmax(lg) : sample(lg, opts.temperature!, opts.topK, opts.random!);
       codes[c] = prev;
     }
     if (codes[0] === END_OF_AUDIO) codes.fill(END_OF_AUDIO);
     return codes;
+  }
+
+  /** Run the transformer on the engine from now on (`fwd` from loadModel(this.engineGguf(…))). */
+  useEngine(fwd: Lfm2Forward): void {
+    const c = fwd.cfg;
+    if (c.hiddenSize !== this.dim || c.nLayers !== this.nLayers || fwd.maxTok < 1) throw new Lfm2Error("SHAPE_MISMATCH", "the engine depthformer does not match the head");
+    if (this.engine) this.engine.fwd.releaseState(this.engine.state);
+    this.engine = { fwd, state: fwd.allocState(HEAD_CODEBOOKS) };
+  }
+
+  /** The depthformer as an lfm2 GGUF (attention-only layers, NeoX-permuted q/k heads, unit final norm). */
+  engineGguf(weightType: GgmlTypeName = "F32"): Uint8Array[] {
+    const Dd = this.dim, dh = this.headDim, kvw = KV_HEADS * dh, type = ggmlTypeByName(weightType), f32 = ggmlTypeByName("F32");
+    const perm = Array.from({ length: dh }, (_, i) => (i < dh / 2 ? 2 * i : 2 * (i - dh / 2) + 1));
+    const permHeads = (rows: Float32Array, heads: number) => { // rows: heads·dh rows of Dd
+      const out = new Float32Array(rows.length);
+      for (let h = 0; h < heads; h++) for (let i = 0; i < dh; i++) out.set(rows.subarray((h * dh + perm[i]) * Dd, (h * dh + perm[i] + 1) * Dd), (h * dh + i) * Dd);
+      return out;
+    };
+    const permVec = (v: Float32Array) => Float32Array.from(perm, (p) => v[p]);
+    const t: GgufWriteTensor[] = [];
+    const mat = (name: string, v: Float32Array, nIn: number, nOut: number) => t.push({ name, shape: [nIn, nOut], type, data: quantizeTensor(type, v, nIn) });
+    const vec = (name: string, v: Float32Array) => t.push({ name, shape: [v.length], type: f32, data: new Uint8Array(v.slice().buffer) });
+    t.push({ name: "token_embd.weight", shape: [Dd, 8], type: f32, data: new Uint8Array(Dd * 8 * 4) }); // never read: embeddings go in
+    vec("token_embd_norm.weight", new Float32Array(Dd).fill(1));
+    this.layers.forEach((L, l) => {
+      const p = `blk.${l}.`;
+      vec(p + "attn_norm.weight", L.opNorm);
+      mat(p + "attn_q.weight", permHeads(L.qkv.subarray(0, Dd * Dd), HEADS), Dd, Dd);
+      mat(p + "attn_k.weight", permHeads(L.qkv.subarray(Dd * Dd, (Dd + kvw) * Dd), KV_HEADS), Dd, kvw);
+      mat(p + "attn_v.weight", L.qkv.slice((Dd + kvw) * Dd, (Dd + 2 * kvw) * Dd), Dd, kvw);
+      mat(p + "attn_output.weight", L.out, Dd, Dd);
+      vec(p + "attn_q_norm.weight", permVec(L.qNorm)); vec(p + "attn_k_norm.weight", permVec(L.kNorm));
+      vec(p + "ffn_norm.weight", L.ffnNorm);
+      mat(p + "ffn_gate.weight", L.w1, Dd, this.ffDim); mat(p + "ffn_up.weight", L.w3, Dd, this.ffDim); mat(p + "ffn_down.weight", L.w2, this.ffDim, Dd);
+    });
+    const meta: Record<string, GgufWriteValue> = {
+      "general.architecture": { type: "string", value: "lfm2" }, "general.name": { type: "string", value: "LFM2-Audio depthformer" },
+      "lfm2.context_length": { type: "u32", value: HEAD_CODEBOOKS }, "lfm2.embedding_length": { type: "u32", value: Dd },
+      "lfm2.block_count": { type: "u32", value: this.nLayers }, "lfm2.feed_forward_length": { type: "u32", value: this.ffDim },
+      "lfm2.attention.head_count": { type: "u32", value: HEADS },
+      "lfm2.attention.head_count_kv": { type: "i32[]", value: new Array(this.nLayers).fill(KV_HEADS) },
+      "lfm2.rope.freq_base": { type: "f32", value: THETA }, "lfm2.attention.layer_norm_rms_epsilon": { type: "f32", value: EPS },
+      "lfm2.vocab_size": { type: "u32", value: 8 }, "lfm2.shortconv.l_cache": { type: "u32", value: 3 },
+    };
+    return encodeGguf(meta, t);
   }
 
   /** x += Attn(RMSNorm(x)) at depth position `pos`; x += SwiGLU(RMSNorm(x)). */

@@ -3,6 +3,7 @@
 // the sum of its codebook embeddings, and decoded to 24 kHz samples by the detokenizer as soon as it is sampled.
 // The two loops follow liquid-audio's generate_sequential / generate_interleaved.
 import { Lfm2Error } from "../../errors.js";
+import type { GgmlTypeName } from "../../core/quant-types.js";
 import { mulberry32 } from "../synthetic.js";
 import type { Lfm2Forward, Lfm2State, StepInput } from "../lfm2/forward.js";
 import type { Tokenizer } from "../../text/tokenizer.js";
@@ -50,6 +51,8 @@ export interface SpeechResult {
 export interface SpeechOutFiles {
   /** Vocoder GGUF (llama.cpp convert_vocoder_to_gguf.py layout): the audio head and `emb.emb.weight`. */
   vocoder: Uint8Array;
+  /** Weight type of the depthformer on the engine (default Q8_0: about half the F16 time per frame; "F32" keeps the file's values). */
+  headWeightType?: GgmlTypeName;
 }
 
 export class SpeechOut {
@@ -60,8 +63,11 @@ export class SpeechOut {
     }
   }
 
-  static create(fwd: Lfm2Forward, tok: Tokenizer, detokBackbone: Lfm2Forward, files: SpeechOutFiles, audioIn: AudioLanguage | null = null): SpeechOut {
+  /** `engine` loads the depthformer as an lfm2 model on the engine's kernels (else the plain-JS reference runs). */
+  static async create(fwd: Lfm2Forward, tok: Tokenizer, detokBackbone: Lfm2Forward, files: SpeechOutFiles, audioIn: AudioLanguage | null = null,
+    engine?: (gguf: Uint8Array) => Promise<Lfm2Forward>): Promise<SpeechOut> {
     const head = loadAudioHead(files.vocoder);
+    if (engine) head.useEngine(await engine(concat8(head.engineGguf(files.headWeightType ?? "Q8_0"))));
     const detok = new AudioDetokenizer(detokBackbone, readCodeEmbeddings(files.vocoder).table);
     return new SpeechOut(fwd, tok, head, detok, audioIn);
   }
@@ -156,4 +162,11 @@ function argmax(x: Float32Array): number {
   let b = 0;
   for (let i = 1; i < x.length; i++) if (x[i] > x[b]) b = i;
   return b;
+}
+
+function concat8(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+  let o = 0;
+  for (const p of parts) { out.set(p, o); o += p.length; }
+  return out;
 }

@@ -3,7 +3,7 @@
 // bias, `embedding_length_out`, pooling none) and optional `lfm2.attention.sliding_window`; and a vocoder GGUF in
 // llama.cpp's convert_vocoder_to_gguf.py naming (`emb.emb.weight`, and the audio head when asked for).
 import { encodeGguf, type GgufWriteTensor, type GgufWriteValue } from "../../formats/gguf-writer.js";
-import { GGML } from "../../core/quant-types.js";
+import { GGML, type GgmlTypeName } from "../../core/quant-types.js";
 import { mulberry32, randomTensor, syntheticMetadata, syntheticWeights, type SyntheticShape } from "../synthetic.js";
 import { quantizeTensor } from "../../formats/quantize.js";
 import { DETOK_CODEBOOKS, DETOK_CODES, DETOK_N_FFT } from "./detokenizer.js";
@@ -18,13 +18,15 @@ export interface SyntheticDetokenizerOptions {
   seed?: number;
   /** `lfm2.attention.sliding_window` (30 in the published model); 0 leaves it out (full causal attention). */
   slidingWindow?: number;
+  /** Type of the 2-D weights (default F32). */
+  weightType?: GgmlTypeName;
 }
 
-/** The detokenizer backbone GGUF (F32). */
+/** The detokenizer backbone GGUF (norms, conv kernels and dense_2 in F32 unless weightType says otherwise). */
 export function syntheticDetokenizerGguf(o: SyntheticDetokenizerOptions = {}): Uint8Array[] {
   const shape = o.shape ?? TINY_DETOKENIZER_SHAPE;
   const embedding = { outDim: 2 * (DETOK_N_FFT / 2 + 1), pooling: 0, bias: true };
-  const { tensors } = syntheticWeights({ shape, weightType: "F32", seed: o.seed ?? 77, embedding });
+  const { tensors } = syntheticWeights({ shape, weightType: o.weightType ?? "F32", seed: o.seed ?? 77, embedding });
   const meta: Record<string, GgufWriteValue> = syntheticMetadata(shape, { embedding, name: "LFM2.5-Audio detokenizer (synthetic)" });
   const window = o.slidingWindow ?? 30;
   if (window > 0) meta["lfm2.attention.sliding_window"] = { type: "u32", value: window };
