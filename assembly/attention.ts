@@ -230,3 +230,206 @@ export function attentionTiles(q: usize, kCache: usize, vCache: usize, out: usiz
     }
   }
 }
+
+// ---- decode attention (few query tokens, fp16 K/V converted in registers) -----------------------
+// Work unit = (query token, KV head); rows = the group's query heads of that token. K and V halves are
+// widened in registers and used at once by two query rows, with no f32 copy of the block. The widening
+// skips the ×2^112 rebias of the exponent: q and the probabilities are multiplied by 2^112 instead
+// (exact: powers of two, |q| ≤ 65504 and p ≤ 1 stay finite), so each product k·q and p·v is the same
+// real number as before and rounds the same. Sums run in the per-head kernel's order: bit-identical.
+
+const REBIAS: f32 = 5.192296858534828e+33; // 2^112
+const DEC_VB = 16;
+const AHEAD = 32;
+
+/** Eight halves → f32 bit patterns ×2^-112 (exact): sign-extend, shift into place, clear the extra sign bits. */
+// @ts-ignore: decorator
+@inline function halvesLoScaled(h: v128): v128 {
+  return v128.and(i32x4.shl(i32x4.extend_low_i16x8_s(h), 13), i32x4.splat(0x8fffe000));
+}
+// @ts-ignore: decorator
+@inline function halvesHiScaled(h: v128): v128 {
+  return v128.and(i32x4.shl(i32x4.extend_high_i16x8_s(h), 13), i32x4.splat(0x8fffe000));
+}
+
+/** Scratch bytes one caller of attentionDecode needs: the group's scaled q rows and score rows. */
+export function attentionDecodeScratch(group: i32, dh: i32, kvLen: i32): i32 {
+  return (group * dh + group * ((kvLen + 3) & ~3)) * 4;
+}
+
+/** One row's softmax over scores [0, len) in place, as attentionTiles (max, exp, f64 sum in key order),
+ *  probabilities rounded to fp16, then scaled by 2^112 for the widened V rows. */
+// @ts-ignore: decorator
+@inline function softmaxRowScaled(srow: usize, len: i32): void {
+  let vmx = f32x4.splat(-Infinity);
+  let j = 0;
+  for (; j + 4 <= len; j += 4) vmx = f32x4.max(vmx, v128.load(srow + <usize>(j * 4)));
+  let mx = max(max(f32x4.extract_lane(vmx, 0), f32x4.extract_lane(vmx, 1)), max(f32x4.extract_lane(vmx, 2), f32x4.extract_lane(vmx, 3)));
+  for (; j < len; j++) mx = max(mx, load<f32>(srow + <usize>(j * 4)));
+  let sum: f64 = 0;
+  const vm = f32x4.splat(mx);
+  j = 0;
+  for (; j + 4 <= len; j += 4) {
+    const e = expF32x4(f32x4.sub(v128.load(srow + <usize>(j * 4)), vm));
+    v128.store(srow + <usize>(j * 4), e);
+    sum += <f64>f32x4.extract_lane(e, 0) + <f64>f32x4.extract_lane(e, 1) + <f64>f32x4.extract_lane(e, 2) + <f64>f32x4.extract_lane(e, 3);
+  }
+  for (; j < len; j++) {
+    const e = f32x4.extract_lane(expF32x4(f32x4.splat(load<f32>(srow + <usize>(j * 4)) - mx)), 0);
+    store<f32>(srow + <usize>(j * 4), e);
+    sum += e;
+  }
+  const inv = f32x4.splat(<f32>(1.0 / sum)), rb = f32x4.splat(REBIAS);
+  for (j = 0; j < len; j += 4) v128.store(srow + <usize>(j * 4), f32x4.mul(roundProbF16x4(f32x4.mul(v128.load(srow + <usize>(j * 4)), inv)), rb));
+}
+
+/** Four q·k dot products (keys kp … kp + 3·rowB) for two scaled q rows; scores ×scale to s0, s1. */
+// @ts-ignore: decorator
+@inline function dot4x2(kp: usize, rowB: usize, qa: usize, qb: usize, dh: i32, vscale: v128, s0: usize, s1: usize): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+  let i = 0;
+  for (; i + 8 <= dh; i += 8) {
+    const ko = kp + <usize>(i * 2), qo = <usize>(i * 4);
+    const qa0 = v128.load(qa + qo), qa1 = v128.load(qa + qo, 16), qb0 = v128.load(qb + qo), qb1 = v128.load(qb + qo, 16);
+    let h = v128.load(ko), lo = halvesLoScaled(h), hi = halvesHiScaled(h);
+    a0 = f32x4.add(f32x4.add(a0, f32x4.mul(lo, qa0)), f32x4.mul(hi, qa1));
+    b0 = f32x4.add(f32x4.add(b0, f32x4.mul(lo, qb0)), f32x4.mul(hi, qb1));
+    h = v128.load(ko + rowB); lo = halvesLoScaled(h); hi = halvesHiScaled(h);
+    a1 = f32x4.add(f32x4.add(a1, f32x4.mul(lo, qa0)), f32x4.mul(hi, qa1));
+    b1 = f32x4.add(f32x4.add(b1, f32x4.mul(lo, qb0)), f32x4.mul(hi, qb1));
+    h = v128.load(ko + 2 * rowB); lo = halvesLoScaled(h); hi = halvesHiScaled(h);
+    a2 = f32x4.add(f32x4.add(a2, f32x4.mul(lo, qa0)), f32x4.mul(hi, qa1));
+    b2 = f32x4.add(f32x4.add(b2, f32x4.mul(lo, qb0)), f32x4.mul(hi, qb1));
+    h = v128.load(ko + 3 * rowB); lo = halvesLoScaled(h); hi = halvesHiScaled(h);
+    a3 = f32x4.add(f32x4.add(a3, f32x4.mul(lo, qa0)), f32x4.mul(hi, qa1));
+    b3 = f32x4.add(f32x4.add(b3, f32x4.mul(lo, qb0)), f32x4.mul(hi, qb1));
+  }
+  if (i < dh) { // dh ≡ 4 (mod 8): one last four
+    const ko = kp + <usize>(i * 2), qo = <usize>(i * 4), qa0 = v128.load(qa + qo), qb0 = v128.load(qb + qo);
+    let lo = halvesLoScaled(v128.load64_zero(ko));
+    a0 = f32x4.add(a0, f32x4.mul(lo, qa0)); b0 = f32x4.add(b0, f32x4.mul(lo, qb0));
+    lo = halvesLoScaled(v128.load64_zero(ko + rowB));
+    a1 = f32x4.add(a1, f32x4.mul(lo, qa0)); b1 = f32x4.add(b1, f32x4.mul(lo, qb0));
+    lo = halvesLoScaled(v128.load64_zero(ko + 2 * rowB));
+    a2 = f32x4.add(a2, f32x4.mul(lo, qa0)); b2 = f32x4.add(b2, f32x4.mul(lo, qb0));
+    lo = halvesLoScaled(v128.load64_zero(ko + 3 * rowB));
+    a3 = f32x4.add(a3, f32x4.mul(lo, qa0)); b3 = f32x4.add(b3, f32x4.mul(lo, qb0));
+  }
+  // four hsumF32 at once, same association: (x0 + x2) + (x1 + x3)
+  let s01 = f32x4.add(i32x4.shuffle(a0, a1, 0, 1, 4, 5), i32x4.shuffle(a0, a1, 2, 3, 6, 7));
+  let s23 = f32x4.add(i32x4.shuffle(a2, a3, 0, 1, 4, 5), i32x4.shuffle(a2, a3, 2, 3, 6, 7));
+  v128.store(s0, f32x4.mul(f32x4.add(i32x4.shuffle(s01, s23, 0, 2, 4, 6), i32x4.shuffle(s01, s23, 1, 3, 5, 7)), vscale));
+  s01 = f32x4.add(i32x4.shuffle(b0, b1, 0, 1, 4, 5), i32x4.shuffle(b0, b1, 2, 3, 6, 7));
+  s23 = f32x4.add(i32x4.shuffle(b2, b3, 0, 1, 4, 5), i32x4.shuffle(b2, b3, 2, 3, 6, 7));
+  v128.store(s1, f32x4.mul(f32x4.add(i32x4.shuffle(s01, s23, 0, 2, 4, 6), i32x4.shuffle(s01, s23, 1, 3, 5, 7)), vscale));
+}
+
+/** One q·k dot product (one key) for one scaled q row, in hsumF32's association. */
+// @ts-ignore: decorator
+@inline function dot1(kp: usize, qa: usize, dh: i32): f32 {
+  let acc = f32x4.splat(0);
+  let i = 0;
+  for (; i + 8 <= dh; i += 8) {
+    const h = v128.load(kp + <usize>(i * 2));
+    acc = f32x4.add(acc, f32x4.mul(halvesLoScaled(h), v128.load(qa + <usize>(i * 4))));
+    acc = f32x4.add(acc, f32x4.mul(halvesHiScaled(h), v128.load(qa + <usize>(i * 4), 16)));
+  }
+  if (i < dh) acc = f32x4.add(acc, f32x4.mul(halvesLoScaled(v128.load64_zero(kp + <usize>(i * 2))), v128.load(qa + <usize>(i * 4))));
+  return hsumF32(acc);
+}
+
+/**
+ * Attention for units [u0, u1) (unit u = query token u / nKv, KV head u % nKv), arguments as `attention`;
+ * meant for decode (nTok = 1) and other short chunks. Bit-identical to `attention` and attentionTiles.
+ * scratch: attentionDecodeScratch(nHeads / nKv, dh, kvLen) bytes, private to the caller.
+ */
+export function attentionDecode(q: usize, kCache: usize, vCache: usize, out: usize, nHeads: i32, nKv: i32, dh: i32,
+  pos0: i32, kvLen: i32, causal: i32, scale: f32, u0: i32, u1: i32, scratch: usize): void {
+  const group = nHeads / nKv, kvw = nKv * dh, rowB = <usize>kvw * 2;
+  const vscale = f32x4.splat(scale);
+  let touch = v128.splat<i32>(0);
+  for (let u = u0; u < u1; u++) {
+    const t = u / nKv, kvh = u % nKv, len = causal ? pos0 + t + 1 : kvLen, stride = (len + 3) & ~3;
+    const qs = scratch, sc = qs + <usize>(group * dh) * 4;
+    const kbase = kCache + <usize>(kvh * dh) * 2, vbase = vCache + <usize>(kvh * dh) * 2;
+    const q0 = q + <usize>((t * nHeads + kvh * group) * dh) * 4, o0 = out + <usize>((t * nHeads + kvh * group) * dh) * 4;
+    // q rounded to fp16 as llama.cpp does, ×2^112 for the widened keys
+    for (let i = 0; i < group * dh; i++) store<f32>(qs + <usize>(i * 4), f16ToF32(f32ToF16(load<f32>(q0 + <usize>(i * 4)))) * REBIAS);
+    // scores: two rows per pass over the keys, four keys at a time
+    let g = 0;
+    for (; g + 2 <= group; g += 2) {
+      const qa = qs + <usize>(g * dh) * 4, qb = qa + <usize>dh * 4;
+      const ra = sc + <usize>(g * stride) * 4, rb = ra + <usize>stride * 4;
+      let j = 0;
+      for (; j + 4 <= len; j += 4) {
+        // touch the rows AHEAD keys on (one load per 64-byte line): long caches come from DRAM, and
+        // the misses overlap with this block's arithmetic instead of stalling it
+        if (j + AHEAD + 4 <= len) {
+          const ap = kbase + <usize>(j + AHEAD) * rowB;
+          touch = v128.or(touch, v128.or(v128.or(v128.load(ap), v128.load(ap + rowB)), v128.or(v128.load(ap + 2 * rowB), v128.load(ap + 3 * rowB))));
+          if (dh > 32) touch = v128.or(touch, v128.or(v128.or(v128.load(ap, 64), v128.load(ap + rowB, 64)), v128.or(v128.load(ap + 2 * rowB, 64), v128.load(ap + 3 * rowB, 64))));
+        }
+        dot4x2(kbase + <usize>j * rowB, rowB, qa, qb, dh, vscale, ra + <usize>(j * 4), rb + <usize>(j * 4));
+      }
+      for (; j < len; j++) {
+        const kp = kbase + <usize>j * rowB;
+        store<f32>(ra + <usize>(j * 4), dot1(kp, qa, dh) * scale);
+        store<f32>(rb + <usize>(j * 4), dot1(kp, qb, dh) * scale);
+      }
+    }
+    if (g < group) {
+      const qa = qs + <usize>(g * dh) * 4, ra = sc + <usize>(g * stride) * 4;
+      for (let j = 0; j < len; j++) store<f32>(ra + <usize>(j * 4), dot1(kbase + <usize>j * rowB, qa, dh) * scale);
+    }
+    for (g = 0; g < group; g++) softmaxRowScaled(sc + <usize>(g * stride) * 4, len);
+    // out = Σ_j p_j · v_j in key order, 16 output floats of two rows at a time over a block of keys; the
+    // block is short because rows kvw·2 bytes apart share few L1 sets and a long block would evict itself
+    memory.fill(o0, 0, <usize>(group * dh) * 4);
+    for (let b = 0; b < len; b += DEC_VB) {
+      const n = min(DEC_VB, len - b);
+      for (g = 0; g < group; g += 2) {
+        const two = g + 1 < group;
+        const pa = sc + <usize>(g * stride + b) * 4, pb = two ? pa + <usize>stride * 4 : pa;
+        const oa = o0 + <usize>(g * dh) * 4, ob = two ? oa + <usize>dh * 4 : oa;
+        let i = 0;
+        for (; i + 16 <= dh; i += 16) {
+          let x0 = v128.load(oa + <usize>(i * 4)), x1 = v128.load(oa + <usize>(i * 4), 16);
+          let x2 = v128.load(oa + <usize>(i * 4), 32), x3 = v128.load(oa + <usize>(i * 4), 48);
+          let y0 = v128.load(ob + <usize>(i * 4)), y1 = v128.load(ob + <usize>(i * 4), 16);
+          let y2 = v128.load(ob + <usize>(i * 4), 32), y3 = v128.load(ob + <usize>(i * 4), 48);
+          let vp = vbase + <usize>b * rowB + <usize>(i * 2);
+          for (let j = 0; j < n; j++) {
+            const h0 = v128.load(vp), h1 = v128.load(vp, 16);
+            const v0 = halvesLoScaled(h0), v1 = halvesHiScaled(h0), v2 = halvesLoScaled(h1), v3 = halvesHiScaled(h1);
+            const p = v128.load32_splat(pa + <usize>(j * 4)), r = v128.load32_splat(pb + <usize>(j * 4));
+            x0 = f32x4.add(x0, f32x4.mul(p, v0)); x1 = f32x4.add(x1, f32x4.mul(p, v1));
+            x2 = f32x4.add(x2, f32x4.mul(p, v2)); x3 = f32x4.add(x3, f32x4.mul(p, v3));
+            y0 = f32x4.add(y0, f32x4.mul(r, v0)); y1 = f32x4.add(y1, f32x4.mul(r, v1));
+            y2 = f32x4.add(y2, f32x4.mul(r, v2)); y3 = f32x4.add(y3, f32x4.mul(r, v3));
+            vp += rowB;
+          }
+          v128.store(oa + <usize>(i * 4), x0); v128.store(oa + <usize>(i * 4), x1, 16);
+          v128.store(oa + <usize>(i * 4), x2, 32); v128.store(oa + <usize>(i * 4), x3, 48);
+          if (two) {
+            v128.store(ob + <usize>(i * 4), y0); v128.store(ob + <usize>(i * 4), y1, 16);
+            v128.store(ob + <usize>(i * 4), y2, 32); v128.store(ob + <usize>(i * 4), y3, 48);
+          }
+        }
+        for (; i < dh; i += 4) {
+          let x0 = v128.load(oa + <usize>(i * 4)), y0 = v128.load(ob + <usize>(i * 4));
+          let vp = vbase + <usize>b * rowB + <usize>(i * 2);
+          for (let j = 0; j < n; j++) {
+            const v0 = halvesLoScaled(v128.load64_zero(vp));
+            x0 = f32x4.add(x0, f32x4.mul(v128.load32_splat(pa + <usize>(j * 4)), v0));
+            y0 = f32x4.add(y0, f32x4.mul(v128.load32_splat(pb + <usize>(j * 4)), v0));
+            vp += rowB;
+          }
+          v128.store(oa + <usize>(i * 4), x0);
+          if (two) v128.store(ob + <usize>(i * 4), y0);
+        }
+      }
+    }
+  }
+  v128.store(scratch, touch); // keeps the touching loads (scratch's q rows are dead by now)
+}

@@ -5,7 +5,7 @@ export { matmulQ4_1, matmulQ5_0, matmulQ5_1, dequantRowQ4_1, dequantRowQ5_0, deq
 export { matmulQ4_K, matmulQ5_K, matmulQ6_K, dequantRowQ4_K, dequantRowQ5_K, dequantRowQ6_K } from "./matmul-kquants";
 export { rmsNorm } from "./norm";
 export { ropeNeox } from "./rope";
-export { kvStore, attention, attentionTiles, attentionTileScratch } from "./attention";
+export { kvStore, attention, attentionTiles, attentionTileScratch, attentionDecode, attentionDecodeScratch } from "./attention";
 export { shortConv } from "./shortconv";
 export { shortConvCentred } from "./shortconv-centred";
 export { swiglu, addInPlace } from "./activations";

@@ -10,6 +10,16 @@ const PARALLEL_MIN_MACS = 1 << 19;
 /** Query tokens per attention work unit (with all heads of one KV head): each K/V row is decoded once per unit. */
 const ATTENTION_TILE_TOKENS = 16;
 
+/** Up to this many query tokens attentionDecode (K/V widened in registers, no f32 block copy) runs instead. */
+const ATTENTION_DECODE_MAX_TOKENS = 2;
+
+/** The decode attention exports (assembly/attention.ts), typed here until bindings/wasm.ts lists them. */
+interface DecodeAttentionExports {
+  attentionDecode(q: number, k: number, v: number, out: number, nHeads: number, nKv: number, dh: number, pos0: number,
+    kvLen: number, causal: number, scale: number, u0: number, u1: number, scratch: number): void;
+  attentionDecodeScratch(group: number, dh: number, kvLen: number): number;
+}
+
 /** Splits kernels across threads (the worker pool); absent → everything runs on this thread. */
 export interface ParallelExecutor {
   readonly size: number;
@@ -68,14 +78,17 @@ export class Ops {
   /**
    * Grouped-query attention over the fp16 KV cache (arguments as the `attention` export, minus its
    * scratch): token t of q [nTok][nHeads][dh] at position pos0 + t attends to positions [0, pos0 + t]
-   * (causal) or [0, kvLen). Work is cut into (16-token tile, KV head) units and split across threads
-   * by estimated cost; the result does not depend on the split (see assembly/attention.ts).
+   * (causal) or [0, kvLen). Work is cut into (16-token tile, KV head) units — (token, KV head) for
+   * decode — and split across threads by estimated cost; the result does not depend on the kernel or
+   * the split (see assembly/attention.ts).
    */
   attention(q: number, kCache: number, vCache: number, out: number, nHeads: number, nKv: number, dh: number,
     nTok: number, pos0: number, kvLen: number, causal: boolean, scale: number): void {
-    const tile = ATTENTION_TILE_TOKENS, tiles = Math.ceil(nTok / tile), units = tiles * nKv;
+    const decode = nTok <= ATTENTION_DECODE_MAX_TOKENS, dk = this.k as unknown as DecodeAttentionExports;
+    // decode unit = (token, KV head); tile unit = (16-token tile, KV head)
+    const tile = ATTENTION_TILE_TOKENS, units = (decode ? nTok : Math.ceil(nTok / tile)) * nKv;
     const T = this.executor ? Math.min(this.executor.size, units) : 1;
-    const each = this.k.attentionTileScratch(nHeads / nKv, dh, tile, kvLen);
+    const each = decode ? dk.attentionDecodeScratch(nHeads / nKv, dh, kvLen) : this.k.attentionTileScratch(nHeads / nKv, dh, tile, kvLen);
     const s = this.attScratch;
     if (s.each < each || s.threads < T) {
       // grow with headroom: a context growing chunk by chunk reallocates O(log n) times
@@ -83,14 +96,18 @@ export class Ops {
       s.each = Math.max(each, 2 * s.each); s.threads = Math.max(T, s.threads);
       s.ptr = this.arena.alloc(s.each * s.threads);
     }
-    const shared = [q, kCache, vCache, out, nHeads, nKv, dh, nTok, pos0, kvLen, causal ? 1 : 0, scale, tile];
+    const c = causal ? 1 : 0;
+    const shared = decode ? [q, kCache, vCache, out, nHeads, nKv, dh, pos0, kvLen, c, scale]
+      : [q, kCache, vCache, out, nHeads, nKv, dh, nTok, pos0, kvLen, c, scale, tile];
+    const fn = decode ? "attentionDecode" : "attentionTiles";
     // few multiply-adds (a short decode context): the hand-off would cost more than it saves
     if (T === 1 || nHeads * dh * (causal ? pos0 + nTok : kvLen) * nTok < PARALLEL_MIN_MACS >> 2) {
-      this.k.attentionTiles(q, kCache, vCache, out, nHeads, nKv, dh, nTok, pos0, kvLen, causal ? 1 : 0, scale, tile, 0, units, s.ptr);
+      (this.k as any)[fn](...shared, 0, units, s.ptr);
       return;
     }
-    // unit u = (tile u / nKv, KV head u % nKv) costs ~ its longest key range; cut the running cost into T parts
-    const cost = (u: number) => (causal ? pos0 + Math.min(nTok, (Math.floor(u / nKv) + 1) * tile) : kvLen);
+    // unit u costs ~ its longest key range; cut the running cost into T parts
+    const tileOf = (u: number) => Math.floor(u / nKv);
+    const cost = (u: number) => (causal ? pos0 + (decode ? tileOf(u) + 1 : Math.min(nTok, (tileOf(u) + 1) * tile)) : kvLen);
     let total = 0;
     for (let u = 0; u < units; u++) total += cost(u);
     const parts: number[][] = [];
@@ -100,7 +117,7 @@ export class Ops {
       while (u < units && (t === T - 1 || acc + cost(u) / 2 <= goal)) acc += cost(u++);
       parts.push([u0, u, s.ptr + t * s.each]);
     }
-    this.executor!.run("attentionTiles", shared, parts);
+    this.executor!.run(fn, shared, parts);
   }
 
   /** Row `row` of a matrix, dequantized to f32 at dst (embedding lookup). */

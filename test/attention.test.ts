@@ -100,10 +100,51 @@ describe("attentionTiles", () => {
   });
 });
 
+describe("attentionDecode", () => {
+  // the decode kernel widens fp16 K/V in registers and pre-scales q and p by 2^112: same products, same sums
+  it.each(CASES.map((c) => [name(c), c] as const))("%s: = attention bit for bit, any unit split", (_, c) => {
+    const m = arena.mark();
+    try {
+      const { q, kc, vc, kvLen, qn } = setup(arena, k, c, c.dh * 1000 + c.nTok * 10 + c.pos0 + 1);
+      const scale = 1 / Math.sqrt(c.dh), causal = c.causal ? 1 : 0, group = c.nHeads / c.nKv;
+      const ref = arena.alloc(qn * 4), out = arena.alloc(qn * 4);
+      k.attention(q, kc, vc, ref, c.nHeads, c.nKv, c.dh, c.nTok, c.pos0, kvLen, causal, scale, arena.alloc((kvLen + c.dh) * 4));
+      const dk = k as unknown as { attentionDecode: (...a: number[]) => void; attentionDecodeScratch: (...a: number[]) => number };
+      const scratch = arena.alloc(dk.attentionDecodeScratch(group, c.dh, kvLen)), units = c.nTok * c.nKv;
+      for (const piece of [units, 1, 3]) {
+        arena.f32(out, qn).fill(NaN);
+        for (let u = 0; u < units; u += piece) {
+          dk.attentionDecode(q, kc, vc, out, c.nHeads, c.nKv, c.dh, c.pos0, kvLen, causal, scale, u, Math.min(units, u + piece), scratch);
+        }
+        expect(arena.f32(out, qn)).toEqual(arena.f32(ref, qn));
+      }
+    } finally { arena.release(m); }
+  });
+
+  it("odd groups, long rows, subnormal and large fp16 values: = attention bit for bit", () => {
+    for (const [nHeads, nKv, pos0] of [[3, 1, 1000], [10, 2, 333], [8, 8, 65]]) {
+      const c: Case = { dh: 64, nHeads, nKv, nTok: 1, pos0, causal: true, extra: 0 };
+      const m = arena.mark();
+      try {
+        const { q, kc, vc, kvLen, qn } = setup(arena, k, c, pos0);
+        // a few halves at the ends of the fp16 range (subnormal, near 65504) in K, V and q
+        const kh = new Uint16Array(arena.memory.buffer, kc, kvLen * nKv * 64), vh = new Uint16Array(arena.memory.buffer, vc, kvLen * nKv * 64);
+        for (let i = 0; i < kh.length; i += 97) { kh[i] = i % 2 ? 0x0003 : 0x8001; vh[i] = i % 3 ? 0x7bff : 0x83ff; }
+        const qf = arena.f32(q, qn); qf[5] = 60000; qf[77] = -3e-7;
+        const ref = arena.alloc(qn * 4), out = arena.alloc(qn * 4), scale = 0.125;
+        k.attention(q, kc, vc, ref, nHeads, nKv, 64, 1, pos0, kvLen, 1, scale, arena.alloc((kvLen + 64) * 4));
+        const dk = k as unknown as { attentionDecode: (...a: number[]) => void; attentionDecodeScratch: (...a: number[]) => number };
+        dk.attentionDecode(q, kc, vc, out, nHeads, nKv, 64, pos0, kvLen, 1, scale, 0, nKv, arena.alloc(dk.attentionDecodeScratch(nHeads / nKv, 64, kvLen)));
+        expect(arena.f32(out, qn)).toEqual(arena.f32(ref, qn));
+      } finally { arena.release(m); }
+    }
+  });
+});
+
 describe("Ops.attention on a worker pool", () => {
   let pool: WorkerPool, ops: Ops, solo: Ops, shared: Arena;
   beforeAll(async () => {
-    shared = new Arena(createMemory(32 << 20, true));
+    shared = new Arena(createMemory(64 << 20, true));
     const module = await compileVariant("lfm2-simd-mt"), kern = await instantiateKernels(module, shared.memory);
     ops = new Ops(kern, shared, 64, 1);
     solo = new Ops(kern, shared, 64, 1);
@@ -114,6 +155,8 @@ describe("Ops.attention on a worker pool", () => {
 
   it.each([
     { dh: 64, nHeads: 16, nKv: 8, nTok: 1, pos0: 3000, causal: true, extra: 0 },
+    { dh: 64, nHeads: 32, nKv: 8, nTok: 2, pos0: 5000, causal: true, extra: 0 },
+    { dh: 80, nHeads: 6, nKv: 2, nTok: 1, pos0: 0, causal: false, extra: 7000 },
     { dh: 64, nHeads: 16, nKv: 8, nTok: 200, pos0: 1000, causal: true, extra: 0 },
     { dh: 64, nHeads: 32, nKv: 8, nTok: 300, pos0: 0, causal: false, extra: 40 },
     { dh: 128, nHeads: 8, nKv: 2, nTok: 60, pos0: 4000, causal: true, extra: 0 },
@@ -125,6 +168,10 @@ describe("Ops.attention on a worker pool", () => {
     solo.attention(q, kc, vc, b, c.nHeads, c.nKv, c.dh, c.nTok, c.pos0, kvLen, c.causal, scale);
     expect(shared.f32(a, qn).some(Number.isNaN)).toBe(false);
     expect(shared.f32(a, qn)).toEqual(shared.f32(b, qn));
+    // and both equal the per-head kernel, whichever kernel (decode or tiles) Ops picked
+    const c2 = shared.alloc(qn * 4);
+    ops.k.attention(q, kc, vc, c2, c.nHeads, c.nKv, c.dh, c.nTok, c.pos0, kvLen, c.causal ? 1 : 0, scale, shared.alloc((kvLen + c.dh) * 4));
+    expect(shared.f32(a, qn)).toEqual(shared.f32(c2, qn));
   });
 });
 
