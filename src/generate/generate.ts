@@ -162,20 +162,88 @@ export interface ChatDelta { text: string; toolCalls: ToolCall[] }
 
 export interface ChatResult { text: string; toolCalls: ToolCall[]; finishReason: FinishReason; usage: Usage; timings: GenerateResult["timings"] }
 
-/** The prompt ids for a conversation: the template's markup as special tokens, caller data as text. */
-export function renderPrompt(tok: Tokenizer, messages: ChatMessage[], opts: ChatOptions, fileTemplate?: string): number[] {
+/**
+ * Content parts other than text (images, audio) → the ids a session holds for them (media rows past the
+ * vocabulary, with their marker tokens); null for a part this model cannot take.
+ */
+export type MediaResolver = (part: unknown, signal?: AbortSignal) => Promise<number[] | null>;
+
+/** Whether any message carries content parts (an array) rather than a string. */
+export const hasContentParts = (messages: ChatMessage[]) => Array.isArray(messages) && messages.some((m) => Array.isArray(m?.content));
+
+/** The template applied to the messages: its text, and the spans of caller data in it (tokenized as text). */
+function renderText(tok: Tokenizer, messages: ChatMessage[], opts: ChatOptions, fileTemplate?: string) {
   if (opts === null || typeof opts !== "object") throw new Lfm2Error("BAD_INPUT", "chat options must be an object");
   const bos = tok.bosId === null ? "" : tok.tokenText(tok.bosId);
   const eos = tok.eosId === null ? "" : tok.tokenText(tok.eosId);
   const protect = opts.allowSpecialTokensInContent === true ? [] : tok.controlTokenTexts();
-  const { text, plainSpans } = renderChatProtected(messages,
-    { template: opts.template ?? fileTemplate ?? LFM2_CHAT_TEMPLATE, tools: opts.tools, bosToken: bos, eosToken: eos }, protect);
+  return renderChatProtected(messages, { template: opts.template ?? fileTemplate ?? LFM2_CHAT_TEMPLATE, tools: opts.tools, bosToken: bos, eosToken: eos }, protect);
+}
+
+/** The prompt ids for a conversation: the template's markup as special tokens, caller data as text. */
+export function renderPrompt(tok: Tokenizer, messages: ChatMessage[], opts: ChatOptions, fileTemplate?: string): number[] {
+  const { text, plainSpans } = renderText(tok, messages, opts, fileTemplate);
   return tok.encode(text, { addBos: false, plainSpans }); // the template emits BOS itself
 }
 
-/** Streaming chat: yields text deltas and completed tool calls; returns the whole result. */
-export async function* chatStream(target: GenerationTarget, tok: Tokenizer, messages: ChatMessage[], opts: ChatOptions = {}, fileTemplate?: string): AsyncGenerator<ChatDelta, ChatResult> {
-  const prompt = renderPrompt(tok, messages, opts, fileTemplate);
+/**
+ * The prompt ids of a conversation with content parts: text parts joined, each media part rendered as a
+ * sentinel, the text around the sentinels tokenized (as llama.cpp's mtmd tokenizes text chunks around media)
+ * and the media ids spliced in where the template put them.
+ */
+export async function renderMediaPrompt(tok: Tokenizer, messages: ChatMessage[], opts: ChatOptions, fileTemplate: string | undefined,
+  media: MediaResolver): Promise<number[]> {
+  if (!Array.isArray(messages)) throw new Lfm2Error("BAD_INPUT", "messages must be an array");
+  const open = `\u{F0000}lfm2-media-${Math.random().toString(36).slice(2)}-`, close = "\u{F0001}";
+  const spliced: number[][] = [];
+  const flat: ChatMessage[] = [];
+  for (const m of messages) {
+    if (!Array.isArray(m?.content)) { flat.push(m); continue; }
+    let text = "";
+    for (const part of m.content as unknown[]) {
+      if (part && typeof part === "object" && (part as { type?: unknown }).type === "text") {
+        text += String((part as { text?: unknown }).text ?? "");
+        continue;
+      }
+      const ids = await media(part, opts.signal);
+      if (!ids) throw new Lfm2Error("BAD_INPUT", `this model cannot take the content part ${JSON.stringify(part)?.slice(0, 80)}`);
+      spliced.push(ids);
+      text += `${open}${spliced.length - 1}${close}`;
+    }
+    flat.push({ ...m, content: text });
+  }
+  const { text, plainSpans } = renderText(tok, flat, opts, fileTemplate);
+  const ids: number[] = [];
+  const piece = (a: number, b: number) => {
+    if (b <= a) return;
+    const spans: number[] = [];
+    for (let i = 0; i < plainSpans.length; i += 2) {
+      const s = Math.max(a, plainSpans[i]), e = Math.min(b, plainSpans[i + 1]);
+      if (e > s) spans.push(s - a, e - a);
+    }
+    ids.push(...tok.encode(text.slice(a, b), { addBos: false, plainSpans: spans }));
+  };
+  let at = 0, found = 0;
+  for (const m of text.matchAll(new RegExp(`${open}(\\d+)${close}`, "gu"))) {
+    piece(at, m.index!);
+    ids.push(...spliced[Number(m[1])]);
+    at = m.index! + m[0].length;
+    found++;
+  }
+  piece(at, text.length);
+  if (found !== spliced.length) throw new Lfm2Error("BAD_TEMPLATE", "the chat template dropped or repeated a media part");
+  return ids;
+}
+
+/**
+ * Streaming chat: yields text deltas and completed tool calls; returns the whole result. `media` resolves
+ * image / audio parts (models loaded with an mmproj).
+ */
+export async function* chatStream(target: GenerationTarget, tok: Tokenizer, messages: ChatMessage[], opts: ChatOptions = {}, fileTemplate?: string,
+  media?: MediaResolver): AsyncGenerator<ChatDelta, ChatResult> {
+  const prompt = hasContentParts(messages)
+    ? await renderMediaPrompt(tok, messages, opts, fileTemplate, media ?? (async () => null))
+    : renderPrompt(tok, messages, opts, fileTemplate);
   // tool-call markers are special tokens: keep their text so the parser sees them
   const gen = generate(target, tok, prompt, { ...opts, keepSpecialTokens: [TOOL_CALL_START, TOOL_CALL_END] });
   const parser = new ToolCallStreamParser();
@@ -196,7 +264,8 @@ export async function* chatStream(target: GenerationTarget, tok: Tokenizer, mess
   return { text, toolCalls: calls, finishReason: r.value.finishReason, usage: r.value.usage, timings: r.value.timings };
 }
 
-export async function chat(target: GenerationTarget, tok: Tokenizer, messages: ChatMessage[], opts: ChatOptions = {}, fileTemplate?: string): Promise<ChatResult> {
-  const it = chatStream(target, tok, messages, opts, fileTemplate);
+export async function chat(target: GenerationTarget, tok: Tokenizer, messages: ChatMessage[], opts: ChatOptions = {}, fileTemplate?: string,
+  media?: MediaResolver): Promise<ChatResult> {
+  const it = chatStream(target, tok, messages, opts, fileTemplate, media);
   for (;;) { const r = await it.next(); if (r.done) return r.value; }
 }

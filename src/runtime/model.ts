@@ -20,14 +20,15 @@ import { architecture, configFromGguf, configFromHf } from "../models/registry.j
 import { Lfm2Forward } from "../models/lfm2/forward.js";
 import { assertVocabFits, Tokenizer } from "../text/tokenizer.js";
 import type { ChatMessage } from "../text/chat-template.js";
-import type { ChatDelta, ChatOptions, ChatResult } from "../generate/generate.js";
+import { hasContentParts, renderMediaPrompt, renderPrompt, type ChatDelta, type ChatOptions, type ChatResult, type MediaResolver } from "../generate/generate.js";
 import { groupBytes, packGroups, planWeights } from "./weights.js";
 import {
   Encoder, embeddingInfoOf, maxSim, type EmbedOptions, type Embedding, type EmbeddingInfo, type RetrievalConfig,
 } from "../models/colbert/encoder.js";
 import { encoderConfigJson, encoderParts, readSentenceTransformersFolder, type SentenceTransformersInput } from "../models/colbert/hf.js";
-import { VisionLanguage, visionChatStream, type ImageEmbedding } from "../models/lfm2vl/vlm.js";
-import { AudioLanguage, audioChatStream, ASR_SYSTEM_PROMPT, type AudioEmbedding } from "../models/lfm2audio/speech.js";
+import { VisionLanguage, type ImageEmbedding } from "../models/lfm2vl/vlm.js";
+import { MediaRows } from "../models/media.js";
+import { AudioLanguage, ASR_SYSTEM_PROMPT, type AudioEmbedding } from "../models/lfm2audio/speech.js";
 import { loadAudioMmproj } from "../models/lfm2audio/encoder.js";
 import type { AudioInput } from "../audio/input.js";
 import { loadVisionEncoder } from "../models/lfm2vl/encoder.js";
@@ -109,6 +110,13 @@ export class Model {
   /** LFM2.5-Audio speech output (loaded with `speechOut`). */
   speech: SpeechOut | null = null;
 
+  /** Image and audio content parts → the ids a session holds for them (models loaded with an mmproj). */
+  get media(): MediaResolver | undefined {
+    const { vision, audio } = this;
+    if (!vision && !audio) return undefined;
+    return async (part, signal) => (await vision?.resolvePart(part, signal)) ?? (await audio?.resolvePart(part)) ?? null;
+  }
+
   private speechOf(): SpeechOut {
     if (!this.speech) throw new Lfm2Error("BAD_INPUT", "this model has no speech output: load it with { speechOut: { vocoder, detokenizer } }");
     return this.speech;
@@ -123,8 +131,11 @@ export class Model {
   speakStream(text: string, opts: SpeechOptions & { system?: string } = {}): AsyncGenerator<SpeechEvent, SpeechResult> {
     if (typeof text !== "string" || text.length === 0) throw new Lfm2Error("BAD_INPUT", "speak needs a non-empty text");
     const sp = this.speechOf();
-    const ids = sp.promptIds([{ role: "system", content: opts.system ?? TTS_SYSTEM_PROMPT }, { role: "user", content: text }], this.chatTemplate);
-    return exclusive(this.chatLock, checkSignal(opts.signal), () => sp.generate(ids, "sequential", opts, true));
+    const messages: ChatMessage[] = [{ role: "system", content: opts.system ?? TTS_SYSTEM_PROMPT }, { role: "user", content: text }];
+    const template = this.chatTemplate;
+    return exclusive(this.chatLock, checkSignal(opts.signal), async function* () {
+      return yield* sp.generate(await sp.promptIds(messages, template), "sequential", opts, true);
+    });
   }
 
   /**
@@ -135,8 +146,10 @@ export class Model {
     const sp = this.speechOf(), mode = opts.mode ?? "interleaved";
     if (mode !== "interleaved" && mode !== "sequential") throw new Lfm2Error("BAD_INPUT", `mode must be "interleaved" or "sequential", got ${String(mode)}`);
     const msgs = mode === "interleaved" && messages[0]?.role !== "system" ? [{ role: "system", content: INTERLEAVED_SYSTEM_PROMPT } as ChatMessage, ...messages] : messages;
-    const ids = sp.promptIds(msgs, this.chatTemplate);
-    return exclusive(this.chatLock, checkSignal(opts.signal), () => sp.generate(ids, mode, opts));
+    const template = this.chatTemplate;
+    return exclusive(this.chatLock, checkSignal(opts.signal), async function* () {
+      return yield* sp.generate(await sp.promptIds(msgs, template), mode, opts);
+    });
   }
 
   chatAudio(messages: ChatMessage[], opts: SpeechOptions & { mode?: SpeechMode } = {}): Promise<SpeechResult> {
@@ -161,11 +174,18 @@ export class Model {
     const signal = checkSignal(opts.signal);
     const vl = this.vision;
     const al = this.audio;
-    return yield* exclusive(this.chatLock, signal, () => (vl && VisionLanguage.hasImages(messages)
-      ? visionChatStream(vl, this.defaultSession(contextLength), messages, opts, this.chatTemplate)
-      : al && AudioLanguage.hasAudio(messages)
-        ? audioChatStream(al, this.defaultSession(contextLength), messages, opts, this.chatTemplate)
-        : this.defaultSession(contextLength).chatStream(messages, opts)));
+    return yield* exclusive(this.chatLock, signal, () => this.defaultSession(contextLength).chatStream(messages, opts));
+  }
+
+  /**
+   * The prompt ids `chat` feeds for these messages (the template applied; image / audio parts as their rows'
+   * ids past the vocabulary), e.g. to run them through a session of one's own.
+   */
+  async renderPrompt(messages: ChatMessage[], opts: ChatOptions = {}): Promise<number[]> {
+    if (!this.tokenizer) throw new Lfm2Error("BAD_INPUT", "this model file has no tokenizer");
+    return hasContentParts(messages)
+      ? renderMediaPrompt(this.tokenizer, messages, opts, this.chatTemplate, this.media ?? (async () => null))
+      : renderPrompt(this.tokenizer, messages, opts, this.chatTemplate);
   }
 
   /** LFM2-VL (loaded with `mmproj`): an image's prompt tokens and projected embeddings (cached by content). */
@@ -247,7 +267,7 @@ export class Model {
   createSession(opts: SessionOptions = {}): Session {
     const o = optionsObject(opts, "session options");
     const ctx = o.contextLength ?? Math.min(4096, this.info.config.contextLength);
-    return new Session(this.fwd, { ...o, contextLength: ctx }, this.tokenizer, this.chatTemplate);
+    return new Session(this.fwd, { ...o, contextLength: ctx }, this.tokenizer, this.chatTemplate, this.media);
   }
 
   /** Bytes of WebAssembly memory reserved (weights, scratch, sessions), over all shards; never shrinks. */
@@ -472,15 +492,16 @@ export async function loadModel(input: ModelInput, options: LoadOptions = {}): P
       threads = 1;
     }
   }
-  let vision: VisionLanguage | null = null, audio: AudioLanguage | null = null;
+  let vision: VisionLanguage | null = null, audio: AudioLanguage | null = null, media: MediaRows | null = null;
   if (opts.mmproj !== undefined) {
     if (!tokenizer) throw new Lfm2Error("BAD_INPUT", "an mmproj needs a text model with a tokenizer");
+    media = new MediaRows(fwd);
     const audioEncoder = await loadAudioMmproj(opts.mmproj, { ...opts, threads });
     if (audioEncoder) {
-      try { audio = new AudioLanguage(audioEncoder, fwd, tokenizer); } catch (e) { audioEncoder.dispose(); throw e; }
+      try { audio = new AudioLanguage(audioEncoder, media); } catch (e) { audioEncoder.dispose(); throw e; }
     } else {
       const encoder = await loadVisionEncoder(opts.mmproj, { ...opts, threads });
-      try { vision = new VisionLanguage(encoder, fwd, tokenizer, opts.imageOptions); } catch (e) { encoder.dispose(); throw e; }
+      try { vision = new VisionLanguage(encoder, media, tokenizer, opts.imageOptions); } catch (e) { encoder.dispose(); throw e; }
     }
   }
   const types: Record<string, number> = {};
@@ -496,12 +517,12 @@ export async function loadModel(input: ModelInput, options: LoadOptions = {}): P
     architecture: c.architecture, name: typeof name === "string" ? name : undefined, format: r.format, config: c,
     tensorTypes: types, parameters: params, weightBytes: plan!.weightBytes, wasmVariant: variant, shards: shardInfo,
     threads, threadsNote, metadata: header.metadata, ...(embedding ? { embedding } : {}),
-  }, vision?.forward ?? audio?.forward ?? fwd, shards, tokenizer, r.chatTemplate(header), vision, audio);
+  }, media?.forward ?? fwd, shards, tokenizer, r.chatTemplate(header), vision, audio);
   if (r.retrieval) model.retrieval = r.retrieval;
   if (opts.speechOut) {
     if (!tokenizer) throw new Lfm2Error("BAD_INPUT", "speech output needs a text model with a tokenizer");
     const detok = await loadModel(opts.speechOut.detokenizer, { threads, signal: opts.signal, chunkSize: 8 });
-    model.speech = await SpeechOut.create(vision?.forward ?? audio?.forward ?? fwd, tokenizer, detok.forwardPass, opts.speechOut, audio,
+    model.speech = await SpeechOut.create(media?.forward ?? fwd, tokenizer, detok.forwardPass, opts.speechOut, model.media,
       async (gguf) => (await loadModel(gguf, { threads, signal: opts.signal, chunkSize: 1 })).forwardPass);
   }
   return model;

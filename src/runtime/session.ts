@@ -7,7 +7,7 @@ import type { Lfm2Forward, Lfm2State } from "../models/lfm2/forward.js";
 import type { Tokenizer } from "../text/tokenizer.js";
 import type { ChatMessage } from "../text/chat-template.js";
 import { assertHolds, checkSignal, drain, exclusive, FifoLock, type Ticket } from "./lock.js";
-import { chatStream, generate, type ChatDelta, type ChatOptions, type ChatResult, type GenerateDelta, type GenerateOptions, type GenerateResult, type GenerationTarget } from "../generate/generate.js";
+import { chatStream, generate, type ChatDelta, type ChatOptions, type ChatResult, type GenerateDelta, type GenerateOptions, type GenerateResult, type GenerationTarget, type MediaResolver } from "../generate/generate.js";
 
 export interface SessionOptions {
   /** Positions the KV cache holds (default: min(4096, the model's trained context)). */
@@ -53,7 +53,9 @@ export class Session {
   private lastLogits: Float32Array | null = null;
   private static readonly MAX_CHECKPOINTS = 8;
 
-  constructor(private fwd: Lfm2Forward, options: SessionOptions = {}, private tokenizer: Tokenizer | null = null, private chatTemplate?: string) {
+  constructor(private fwd: Lfm2Forward, options: SessionOptions = {}, private tokenizer: Tokenizer | null = null, private chatTemplate?: string,
+    /** Image / audio content parts → session ids (models loaded with an mmproj). */
+    private media?: MediaResolver) {
     const opts = optionsObject(options, "session options");
     const ctx = opts.contextLength ?? Math.min(4096, fwd.cfg.contextLength);
     if (!Number.isInteger(ctx) || ctx < 1) throw new Lfm2Error("BAD_INPUT", `contextLength must be a positive integer, got ${String(ctx)}`);
@@ -200,7 +202,7 @@ export class Session {
 
   chatStream(messages: ChatMessage[], options: ChatOptions = {}): AsyncGenerator<ChatDelta, ChatResult> {
     const tok = this.tok();
-    return this.held(options, "chat options", (target, opts) => chatStream(target, tok, messages, opts, this.chatTemplate));
+    return this.held(options, "chat options", (target, opts) => chatStream(target, tok, messages, opts, this.chatTemplate, this.media));
   }
 
   /** Checks the options at the first next() (like every other argument error of an iterator), then queues. */

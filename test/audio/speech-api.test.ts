@@ -61,15 +61,15 @@ describe("LFM2-Audio model API", () => {
   });
 
   it("chat: audio rows spliced where the part is, text around them tokenized; input_audio gives the same prompt", async () => {
-    const al = model.audio!, tok = model.tokenizer!;
-    const ids = al.promptIds([{ role: "user", content: [{ type: "text", text: "Listen:" }, { type: "audio", audio: clipWav }] }]);
+    const tok = model.tokenizer!;
+    const ids = await model.renderPrompt([{ role: "user", content: [{ type: "text", text: "Listen:" }, { type: "audio", audio: clipWav }] }]);
     const audioIds = model.encodeAudio(clipWav).tokens;
     const at = ids.indexOf(audioIds[0]);
     expect(at).toBeGreaterThan(0);
     expect(ids.slice(at, at + audioIds.length)).toEqual(audioIds);
     expect(tok.decode(ids.slice(0, at), { skipSpecial: false } as never)).toBe("<|startoftext|><|im_start|>user\nListen:");
     expect(tok.decode(ids.slice(at + audioIds.length), { skipSpecial: false } as never)).toBe("<|im_end|>\n<|im_start|>assistant\n");
-    const openai = al.promptIds([{ role: "user", content: [{ type: "text", text: "Listen:" },
+    const openai = await model.renderPrompt([{ role: "user", content: [{ type: "text", text: "Listen:" },
       { type: "input_audio", input_audio: { data: base64(clipWav), format: "wav" } }] }]);
     expect(openai).toEqual(ids);
   });
@@ -77,7 +77,7 @@ describe("LFM2-Audio model API", () => {
   it("chat with an audio part generates what a session fed the same ids does (greedy), and reuses the prefix", async () => {
     const messages: ChatMessage[] = [{ role: "user", content: [{ type: "audio", audio: clipWav }, { type: "text", text: "What was said?" }] }];
     const r = await model.chat(messages, { maxTokens: 6, temperature: 0 });
-    const ids = model.audio!.promptIds(messages);
+    const ids = await model.renderPrompt(messages);
     const s = model.createSession();
     let text = "";
     for await (const d of s.generate(ids, { maxTokens: 6, temperature: 0 })) text += d.text;
@@ -137,9 +137,9 @@ describe("logits after an audio prompt vs llama.cpp mtmd (text model + lfm2a mmp
     const ref = JSON.parse(readFileSync(join(dir, "out.json"), "utf8")) as
       { chunks: { type: string; tokens?: number[]; n_tokens?: number }[]; n_past: number; logits: number[] };
     const messages: ChatMessage[] = [{ role: "user", content: [{ type: "audio", audio: { samples: x, sampleRate: 16000 } }, { type: "text", text: "What was said?" }] }];
-    const ids = model.audio!.promptIds(messages);
-    // same layout: text ids, then as many audio rows as llama.cpp, then text ids
-    const layout = ids.map((t) => (model.audio!.isAudioId(t) ? -1 : t));
+    const ids = await model.renderPrompt(messages);
+    // same layout: text ids, then as many audio rows (ids past the vocabulary) as llama.cpp, then text ids
+    const layout = ids.map((t) => (t >= model.tokenizer!.vocabSize ? -1 : t));
     const refLayout = ref.chunks.flatMap((c) => (c.type === "text" ? c.tokens! : new Array(c.n_tokens!).fill(-1)));
     expect(layout).toEqual(refLayout);
     const s = model.createSession();

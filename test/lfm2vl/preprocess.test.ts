@@ -182,7 +182,7 @@ describe("LFM2-VL image inputs", () => {
     const rgba = { data: new Uint8ClampedArray([1, 2, 3, 255, 4, 5, 6, 0]), width: 2, height: 1 };
     expect(Array.from(rgbFromPixels(rgba).data)).toEqual([1, 2, 3, 4, 5, 6]);
     const png = encodePng({ width: 2, height: 1, data: new Uint8Array([1, 2, 3, 4, 5, 6]), channels: 3, depth: 8 });
-    expect(Array.from((await loadImage(new Blob([png]))).data)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(Array.from((await loadImage(new Blob([png as Uint8Array<ArrayBuffer>]))).data)).toEqual([1, 2, 3, 4, 5, 6]);
     const url = `data:image/png;base64,${Buffer.from(png).toString("base64")}`;
     expect(bytesFromDataUrl(url)).toEqual(png);
     const bad = [() => decodeImageBytes(new Uint8Array([1, 2, 3, 4])), () => decodeImageBytes(png.subarray(0, 30)),

@@ -61,6 +61,20 @@ describe("LFM2-VL model API", () => {
       .rejects.toMatchObject({ code: "BAD_INPUT" });
   });
 
+  it("a session of one's own takes image parts too, and gives what model.chat gives (greedy)", async () => {
+    const user = { role: "user" as const, content: [{ type: "image", image: png(256, 256, 9) }, { type: "text", text: "What is it?" }] };
+    const viaModel = await model.chat([user], { maxTokens: 5, temperature: 0 });
+    const s = model.createSession();
+    const viaSession = await s.chat([user], { maxTokens: 5, temperature: 0 });
+    s.dispose();
+    expect(viaSession.text).toBe(viaModel.text);
+    expect(viaSession.usage.promptTokens).toBe((await model.renderPrompt([user])).length);
+    // a model without an mmproj refuses the part with a typed error instead of dropping it
+    const plain = await loadModel(textPath, { threads: 1 });
+    await expect(plain.createSession().chat([user], { maxTokens: 1 })).rejects.toMatchObject({ code: "BAD_INPUT" });
+    plain.dispose();
+  }, 120_000);
+
   it("chat with image parts; the image of an earlier turn is served from the cache; image_url data: URLs too", async () => {
     const img = png(512, 512, 3);
     const user = { role: "user" as const, content: [{ type: "image", image: img }, { type: "text", text: "Describe." }] };

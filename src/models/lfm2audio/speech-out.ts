@@ -7,10 +7,10 @@ import type { GgmlTypeName } from "../../core/quant-types.js";
 import { mulberry32 } from "../synthetic.js";
 import type { Lfm2Forward, Lfm2State, StepInput } from "../lfm2/forward.js";
 import type { Tokenizer } from "../../text/tokenizer.js";
-import { LFM2_CHAT_TEMPLATE, renderChatProtected, type ChatMessage } from "../../text/chat-template.js";
+import type { ChatMessage } from "../../text/chat-template.js";
+import { renderMediaPrompt, type MediaResolver } from "../../generate/generate.js";
 import { AudioHead, END_OF_AUDIO, loadAudioHead, sample } from "./audio-head.js";
 import { AUDIO_OUT_RATE, AudioDetokenizer, concat, readCodeEmbeddings } from "./detokenizer.js";
-import type { AudioLanguage } from "./speech.js";
 
 /** Text ids of the switches (LFM2 vocabulary; liquid-audio and llama.cpp hard-code them too). */
 export const IM_END = 7, AUDIO_START = 128, TEXT_END = 130;
@@ -57,29 +57,24 @@ export interface SpeechOutFiles {
 
 export class SpeechOut {
   constructor(private fwd: Lfm2Forward, private tok: Tokenizer, readonly head: AudioHead, readonly detok: AudioDetokenizer,
-    private audioIn: AudioLanguage | null = null, readonly interleave = { text: 6, audio: 12 }) {
+    private media: MediaResolver | undefined = undefined, readonly interleave = { text: 6, audio: 12 }) {
     if (head.backboneDim !== fwd.cfg.hiddenSize) {
       throw new Lfm2Error("SHAPE_MISMATCH", `the audio head takes ${head.backboneDim}-wide states but the text model's are ${fwd.cfg.hiddenSize}`);
     }
   }
 
   /** `engine` loads the depthformer as an lfm2 model on the engine's kernels (else the plain-JS reference runs). */
-  static async create(fwd: Lfm2Forward, tok: Tokenizer, detokBackbone: Lfm2Forward, files: SpeechOutFiles, audioIn: AudioLanguage | null = null,
+  static async create(fwd: Lfm2Forward, tok: Tokenizer, detokBackbone: Lfm2Forward, files: SpeechOutFiles, media?: MediaResolver,
     engine?: (gguf: Uint8Array) => Promise<Lfm2Forward>): Promise<SpeechOut> {
     const head = loadAudioHead(files.vocoder);
     if (engine) head.useEngine(await engine(concat8(head.engineGguf(files.headWeightType ?? "Q8_0"))));
     const detok = new AudioDetokenizer(detokBackbone, readCodeEmbeddings(files.vocoder).table);
-    return new SpeechOut(fwd, tok, head, detok, audioIn);
+    return new SpeechOut(fwd, tok, head, detok, media);
   }
 
   /** Prompt ids of a conversation (audio parts through the speech-in encoder when loaded), ending in the assistant header. */
-  promptIds(messages: ChatMessage[], template?: string): number[] {
-    if (this.audioIn) return this.audioIn.promptIds(messages, {}, template);
-    const tok = this.tok, bos = tok.bosId === null ? "" : tok.tokenText(tok.bosId), eos = tok.eosId === null ? "" : tok.tokenText(tok.eosId);
-    for (const m of messages) if (typeof m?.content !== "string") throw new Lfm2Error("BAD_INPUT", "audio parts need the speech-in encoder (load with { mmproj })");
-    const { text, plainSpans } = renderChatProtected(messages,
-      { template: template ?? LFM2_CHAT_TEMPLATE, bosToken: bos, eosToken: eos, addGenerationPrompt: true } as never, tok.controlTokenTexts());
-    return tok.encode(text, { addBos: false, plainSpans });
+  promptIds(messages: ChatMessage[], template?: string): Promise<number[]> {
+    return renderMediaPrompt(this.tok, messages, {}, template, this.media ?? (async () => null));
   }
 
   /**
