@@ -79,6 +79,34 @@ describe.skipIf(missing)(`Chromium${missing ? `: skipped, ${CHROMIUM_PATH} not f
     console.log(`chromium not isolated: ${demo.load.info.wasmVariant} x1, load ${demo.load.loadMs.toFixed(0)} ms, ${demo.result.tokensPerSecond.toFixed(1)} tok/s`);
   }, 90_000);
 
+  it("weights over several WebAssembly memories (shards), 1 and 2 threads: same greedy tokens as Node", async () => {
+    const ref = await nodeReference();
+    server.setIsolation(true);
+    const page = await browser.newPage();
+    const args = JSON.stringify({ modelUrl: MODEL_URL_PATH, prompt: PROMPT, maxTokens: MAX_TOKENS, context: CONTEXT });
+    try {
+      await page.goto(server.url(EXAMPLE_PATH), { waitUntil: "load" });
+      const out: any = await withTimeout(page.evaluate(`(async ({ modelUrl, prompt, maxTokens, context }) => {
+        const { loadModel } = await import("/dist/index.js");
+        const runs = [];
+        for (const threads of [1, 2]) {
+          const model = await loadModel(new URL(modelUrl, location.href).href, { threads, maxShardBytes: 900000 });
+          const it = model.createSession({ contextLength: context }).generate(prompt, { maxTokens, temperature: 0 });
+          let r = await it.next();
+          while (!r.done) r = await it.next();
+          runs.push({ threads: model.info.threads, shards: model.info.shards.length, tokens: r.value.tokens });
+          model.dispose();
+        }
+        return runs;
+      })(${args})`), 60_000, "sharded load");
+      expect(out.map((r: any) => r.threads)).toEqual([1, 2]);
+      for (const r of out) {
+        expect(r.shards).toBeGreaterThanOrEqual(3);
+        expect(r.tokens).toEqual(ref.tokens);
+      }
+    } finally { await page.close(); }
+  }, 90_000);
+
   it("Cache API: the second page load reads the model from Cache Storage, not the network", async () => {
     const ref = await nodeReference();
     server.setIsolation(false);

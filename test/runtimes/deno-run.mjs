@@ -18,7 +18,8 @@ async function greedy(name, source, opts) {
     let r = await it.next();
     while (!r.done) r = await it.next();
     const { wasmVariant, threads, threadsNote } = model.info;
-    return { name, tokens: r.value.tokens, text: r.value.text, wasmVariant, threads, threadsNote, loadMs, decodeMs: r.value.timings.decodeMs };
+    return { name, tokens: r.value.tokens, text: r.value.text, wasmVariant, threads, threadsNote, shards: model.info.shards.length, loadMs,
+      decodeMs: r.value.timings.decodeMs };
   } catch (e) {
     return { name, error: String(e?.stack ?? e) };
   } finally { model?.dispose(); }
@@ -36,6 +37,9 @@ try {
   results.push(await greedy("file-url", new URL(`file://${modelPath}`), { threads: 1 }));
   results.push(await greedy("http-url", url, { threads: 1 }));
   results.push(await greedy("threads", bytes, { threads }));
+  // weights over several WebAssembly memories, single- and multi-threaded
+  results.push(await greedy("shards", bytes, { threads: 1, maxShardBytes: 900_000 }));
+  results.push(await greedy("shards-threads", bytes, { threads, maxShardBytes: 900_000 }));
 } finally {
   await server.shutdown();
 }

@@ -8,7 +8,7 @@ const deno = findDeno();
 afterAll(removeTemp);
 
 describe.skipIf(!deno.ok)(`Deno${deno.ok ? ` (${deno.bin.version})` : `: skipped, ${deno.reason}`}`, () => {
-  it("greedy tokens match Node's: bytes, path, file: URL, http URL, threads", async () => {
+  it("greedy tokens match Node's: bytes, path, file: URL, http URL, threads, several shards", async () => {
     if (!deno.ok) return;
     const ref = await nodeReference();
     const { path, dir } = await tinyModel();
@@ -20,7 +20,7 @@ describe.skipIf(!deno.ok)(`Deno${deno.ok ? ` (${deno.bin.version})` : `: skipped
     });
     expect(r.code, `deno exited ${r.code ?? r.signal}\n${r.stderr}`).toBe(0);
     const out = JSON.parse(r.stdout.trim().split("\n").pop()!);
-    expect(out.results.map((x: any) => x.name)).toEqual(["bytes", "path", "file-url", "http-url", "threads"]);
+    expect(out.results.map((x: any) => x.name)).toEqual(["bytes", "path", "file-url", "http-url", "threads", "shards", "shards-threads"]);
     for (const res of out.results) {
       expect(res.error, `${res.name}: ${res.error}`).toBeUndefined();
       expect(res.tokens, res.name).toEqual(ref.tokens);
@@ -30,6 +30,8 @@ describe.skipIf(!deno.ok)(`Deno${deno.ok ? ` (${deno.bin.version})` : `: skipped
     const threaded = out.results.find((x: any) => x.name === "threads");
     expect(threaded.threads, threaded.threadsNote).toBe(2);
     expect(threaded.wasmVariant).toMatch(/-mt$/);
+    for (const name of ["shards", "shards-threads"]) expect(out.results.find((x: any) => x.name === name).shards, name).toBeGreaterThanOrEqual(3);
+    expect(out.results.find((x: any) => x.name === "shards-threads").threads).toBe(2);
     console.log(`deno ${out.deno} (V8 ${out.v8}): ${out.results.map((x: any) => `${x.name} ${x.wasmVariant} t=${x.threads} load ${x.loadMs.toFixed(0)} ms`).join("; ")}`);
   }, 120_000);
 });
