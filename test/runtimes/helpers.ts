@@ -108,13 +108,17 @@ export function findDeno(): Found {
   return firstWorking([process.env.DENO_BIN, main && join(main, exe), platDir && join(platDir, exe), onPath(exe)], "deno");
 }
 
-/** workerd from the `workerd` npm package (bin/workerd, or the @cloudflare/workerd-<os>-<arch> platform package). */
+/**
+ * workerd from the @cloudflare/workerd-<os>-<arch> platform package (the native binary), else the `workerd`
+ * package's bin/workerd. Without its postinstall (install scripts are denied) that one is a Node shim that
+ * does not pass on the --control-fd the tests use, so the native binary comes first.
+ */
 export function findWorkerd(): Found {
   const exe = process.platform === "win32" ? "workerd.exe" : "workerd";
   const arch = process.arch === "arm64" ? "arm64" : "64";
   const main = packageDir("workerd");
   const platDir = packageDir(`@cloudflare/workerd-${process.platform === "win32" ? "windows" : process.platform}-${arch}`);
-  return firstWorking([process.env.WORKERD_BIN, main && join(main, "bin", exe), platDir && join(platDir, "bin", exe), onPath(exe)], "workerd");
+  return firstWorking([process.env.WORKERD_BIN, platDir && join(platDir, "bin", exe), main && join(main, "bin", exe), onPath(exe)], "workerd");
 }
 
 function onPath(exe: string): string | null {
