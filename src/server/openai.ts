@@ -25,6 +25,8 @@ export interface ServableModel {
    * answer that route with a 400 saying the model is not an embedding model.
    */
   embed?(texts: string[], opts?: { signal?: AbortSignal }): Promise<ArrayLike<number>[]>;
+  /** Present on models loaded with an mmproj (LFM2-VL, LFM2-Audio): chat takes image_url / input_audio parts. */
+  readonly media?: unknown;
 }
 
 export interface OpenAIHandlerOptions {
@@ -270,7 +272,7 @@ export function createOpenAIHandler(model: ServableModel, opts: OpenAIHandlerOpt
   }
 
   app.post("/v1/chat/completions", async (c) => {
-    const req = parseChatRequest(await readJson(c.req.raw), vocabSize);
+    const req = parseChatRequest(await readJson(c.req.raw), vocabSize, model.media !== undefined);
     checkModel(req.model);
     const s = servingSession();
     const options = chatOptions(req, model.tokenizer, s.contextLength);

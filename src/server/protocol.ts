@@ -147,21 +147,36 @@ export interface ChatRequest extends CommonRequest {
 
 const ROLES = new Set(["system", "developer", "user", "assistant", "tool"]);
 
-/** OpenAI content: a string or a list of text parts (other part kinds need a multimodal model). */
-function contentText(v: unknown, param: string): string {
+/** Media part kinds a multimodal model (loaded with an mmproj) takes, as vLLM's server names them. */
+const MEDIA_PARTS: Record<string, (p: Obj) => boolean> = {
+  image_url: (p) => typeof p.image_url === "string" || (isObj(p.image_url) && typeof p.image_url.url === "string"),
+  input_audio: (p) => isObj(p.input_audio) && typeof p.input_audio.data === "string",
+};
+
+/**
+ * OpenAI content: a string or a list of parts. Text parts are joined; image_url (data: URLs) and input_audio
+ * parts are kept for multimodal models and refused by text models.
+ */
+function contentOf(v: unknown, param: string, multimodal: boolean): ChatMessage["content"] {
   if (typeof v === "string") return v;
-  if (Array.isArray(v)) {
-    return v.map((p, j) => {
-      if (!isObj(p) || typeof p.type !== "string") throw bad(`${param}[${j}]`, "content parts must be objects with a 'type'");
-      if (p.type !== "text") throw bad(`${param}[${j}]`, `content part type '${p.type}' is not supported by this text model`);
+  if (!Array.isArray(v)) throw bad(param, "message content must be a string or a list of content parts");
+  let media = false;
+  v.forEach((p, j) => {
+    if (!isObj(p) || typeof p.type !== "string") throw bad(`${param}[${j}]`, "content parts must be objects with a 'type'");
+    if (p.type === "text") {
       if (typeof p.text !== "string") throw bad(`${param}[${j}].text`, "a text part needs a string 'text'");
-      return p.text;
-    }).join("");
-  }
-  throw bad(param, "message content must be a string or a list of text parts");
+      return;
+    }
+    const valid = MEDIA_PARTS[p.type];
+    if (!valid || !multimodal) throw bad(`${param}[${j}]`, `content part type '${p.type}' is not supported by this ${multimodal ? "model" : "text model"}`);
+    if (!valid(p)) throw bad(`${param}[${j}].${p.type}`, `a ${p.type} part needs ${p.type === "image_url" ? "image_url.url" : "input_audio.data (base64)"}`);
+    media = true;
+  });
+  return media ? (v as ChatMessage["content"]) : v.map((p) => (p as { text: string }).text).join("");
 }
 
-function parseMessages(v: unknown): ChatMessage[] {
+function parseMessages(v: unknown, multimodal: boolean): ChatMessage[] {
+  const contentText = (c: unknown, param: string) => contentOf(c, param, multimodal);
   if (v === undefined || v === null) throw new HttpError(400, "'messages' is required", "messages", "missing_required_parameter");
   if (!Array.isArray(v)) throw bad("messages", "'messages' must be a list");
   if (v.length === 0) throw bad("messages", "'messages' must not be empty");
@@ -241,10 +256,11 @@ function parseResponseFormat(v: unknown): JsonSchema | undefined {
   throw bad("response_format.type", `response_format type '${v.type}' is not supported (text, json_object, json_schema)`);
 }
 
-export function parseChatRequest(body: unknown, vocabSize: number): ChatRequest {
+/** `multimodal`: the model takes image_url / input_audio content parts (loaded with an mmproj). */
+export function parseChatRequest(body: unknown, vocabSize: number, multimodal = false): ChatRequest {
   if (!isObj(body)) throw bad("", "the request body must be a JSON object");
   const common = parseCommon(body, vocabSize);
-  const messages = parseMessages(body.messages);
+  const messages = parseMessages(body.messages, multimodal);
   const { tools, params } = parseTools(body);
   const toolMode = parseToolChoice(body.tool_choice, tools, params);
   const schema = parseResponseFormat(body.response_format);

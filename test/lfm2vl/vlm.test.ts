@@ -12,6 +12,7 @@ import { syntheticMmproj } from "../../src/models/lfm2vl/mmproj.js";
 import { loadModel, type Model } from "../../src/runtime/model.js";
 import { planImage } from "../../src/models/lfm2vl/preprocess.js";
 import { llamaTool } from "../../scripts/build-llama-tools.mjs";
+import { createOpenAIHandler } from "../../src/server/openai.js";
 
 const TEXT = { hiddenSize: 64, nLayers: 3, nHeads: 4, nKv: 2, ffDim: 128, attn: [1], vocabSize: 2048 };
 const VISION = { hiddenSize: 64, ffDim: 128, nLayers: 2, nHeads: 4, projHidden: 96, outDim: 64 };
@@ -73,6 +74,20 @@ describe("LFM2-VL model API", () => {
     const plain = await loadModel(textPath, { threads: 1 });
     await expect(plain.createSession().chat([user], { maxTokens: 1 })).rejects.toMatchObject({ code: "BAD_INPUT" });
     plain.dispose();
+  }, 120_000);
+
+  it("the OpenAI server takes image_url parts for a VL model (vLLM's request shape) and answers what model.chat does", async () => {
+    const img = png(256, 256, 21);
+    const url = `data:image/png;base64,${Buffer.from(img).toString("base64")}`;
+    const content = [{ type: "image_url", image_url: { url } }, { type: "text", text: "Describe." }];
+    const want = await model.chat([{ role: "user", content }], { maxTokens: 4, temperature: 0 });
+    const handler = createOpenAIHandler(model, { modelName: "vl" });
+    const res = await handler(new Request("http://x/v1/chat/completions", { method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "vl", messages: [{ role: "user", content }], max_tokens: 4, temperature: 0 }) }));
+    expect(res.status).toBe(200);
+    const body = await res.json() as { choices: { message: { content: string } }[]; usage: { prompt_tokens: number } };
+    expect(body.choices[0].message.content).toBe(want.text);
+    expect(body.usage.prompt_tokens).toBe(want.usage.promptTokens);
   }, 120_000);
 
   it("chat with image parts; the image of an earlier turn is served from the cache; image_url data: URLs too", async () => {
