@@ -171,3 +171,29 @@ describe.skipIf(!deno.ok)(`worker mode in Deno (a module Web Worker running dist
     expect(out.isWorker).toBe(true); // memoryBytes() is a method on WorkerModel, a getter on Model
   }, 120_000);
 });
+
+describe("worker mode: the rest of Model's API", () => {
+  it("renderPrompt, and an embedding model's embed / embedQuery / embedDocuments / maxSim equal in-process", async () => {
+    const msgs = [{ role: "user" as const, content: "Name three planets." }];
+    expect(await remote.renderPrompt(msgs)).toEqual(await local.renderPrompt(msgs));
+    const { syntheticGguf } = await import("../src/models/synthetic.js");
+    const { concatChunks } = await import("../src/formats/gguf-writer.js");
+    const enc = concatChunks(syntheticGguf({ embedding: { outDim: 32, pooling: 0, causal: false } }));
+    const inProc = await pkg.loadModel(enc.slice(), { threads: 1 });
+    const worker = await pkg.loadModel(enc.slice(), { threads: 1, worker: true });
+    try {
+      expect(worker.info.embedding).toEqual(inProc.info.embedding);
+      const a = await inProc.embed("some text", { prefix: false, normalize: false });
+      const b = await worker.embed("some text", { prefix: false, normalize: false });
+      expect(b.tokens).toEqual(a.tokens);
+      expect(Array.from(b.vectors)).toEqual(Array.from(a.vectors));
+      const q = await worker.embedQuery("what is it?"), docs = await worker.embedDocuments(["one doc", "another doc"]);
+      expect(worker.maxSim(q, docs[0])).toBe(inProc.maxSim(await inProc.embedQuery("what is it?"), (await inProc.embedDocuments(["one doc", "another doc"]))[0]));
+      // a text-generation model refuses embed with the same typed error in both modes
+      expect((await errorOf(remote.embed("x"))).code).toBe((await errorOf(local.embed("x"))).code);
+    } finally {
+      inProc.dispose();
+      await worker.dispose();
+    }
+  }, 120_000);
+});

@@ -10,6 +10,13 @@ import type { ChatDelta, ChatOptions, ChatResult, GenerateDelta, GenerateOptions
 import type { EncodeOptions, DecodeOptions } from "../text/tokenizer.js";
 import { wasmUrl, type WasmVariant } from "../../bindings/wasm.js";
 import { STREAMING, type Reply, type Request, type Target } from "./protocol.js";
+import { maxSim, type EmbedOptions, type Embedding } from "../models/colbert/encoder.js";
+import type { ImageEmbedding } from "../models/lfm2vl/vlm.js";
+import type { ImageInput } from "../models/lfm2vl/image.js";
+import type { Lfm2VlImageOptions } from "../models/lfm2vl/preprocess.js";
+import type { AudioEmbedding } from "../models/lfm2audio/speech.js";
+import type { AudioInput } from "../audio/input.js";
+import type { SpeechEvent, SpeechMode, SpeechOptions, SpeechResult } from "../models/lfm2audio/speech-out.js";
 
 export interface WorkerLoadOptions extends LoadOptions {
   worker: true;
@@ -218,6 +225,35 @@ export class WorkerModel {
   }
   /** Bytes of WebAssembly memory in use in the worker. */
   memoryBytes(): Promise<number> { return this.ch.call("model", "memoryBytes", []); }
+  /** The prompt ids chat feeds for these messages (see Model.renderPrompt). */
+  renderPrompt(messages: ChatMessage[], opts: ChatOptions = {}): Promise<number[]> { return this.ch.call("model", "renderPrompt", [messages, opts]); }
+
+  // embedding / retrieval models (Model.embed …); vectors come back as copies
+  embed(text: string, opts?: EmbedOptions): Promise<Embedding>;
+  embed(texts: string[], opts?: EmbedOptions): Promise<Float32Array[]>;
+  embed(input: string | string[], opts?: EmbedOptions): Promise<Embedding | Float32Array[]> {
+    return this.ch.call("model", "embed", opts ? [input, opts] : [input]);
+  }
+  embedQuery(text: string): Promise<Embedding> { return this.ch.call("model", "embedQuery", [text]); }
+  embedDocuments(texts: string[]): Promise<Embedding[]> { return this.ch.call("model", "embedDocuments", [texts]); }
+  maxSim(q: Embedding, d: Embedding): number { return maxSim(q, d); }
+
+  // images and audio (models loaded with an mmproj; inputs must be structured-cloneable: bytes, Blobs, pixels)
+  encodeImage(image: ImageInput, opts: Lfm2VlImageOptions = {}): Promise<ImageEmbedding> { return this.ch.call("model", "encodeImage", [image, opts]); }
+  encodeAudio(audio: AudioInput): Promise<AudioEmbedding> { return this.ch.call("model", "encodeAudio", [audio]); }
+  transcribe(audio: AudioInput, opts: ChatOptions = {}): Promise<string> { return this.ch.call("model", "transcribe", [audio, opts]); }
+
+  // speech out (LFM2.5-Audio, loaded with speechOut)
+  speak(text: string, opts: SpeechOptions & { system?: string } = {}): Promise<SpeechResult> { return this.ch.call("model", "speak", [text, opts]); }
+  speakStream(text: string, opts: SpeechOptions & { system?: string } = {}): AsyncGenerator<SpeechEvent, SpeechResult> {
+    return this.ch.call("model", "speakStream", [text, opts]);
+  }
+  chatAudio(messages: ChatMessage[], opts: SpeechOptions & { mode?: SpeechMode } = {}): Promise<SpeechResult> {
+    return this.ch.call("model", "chatAudio", [messages, opts]);
+  }
+  chatAudioStream(messages: ChatMessage[], opts: SpeechOptions & { mode?: SpeechMode } = {}): AsyncGenerator<SpeechEvent, SpeechResult> {
+    return this.ch.call("model", "chatAudioStream", [messages, opts]);
+  }
   /** Free the model and end the worker (and its thread pool). */
   async dispose(): Promise<void> {
     try { await this.ch.call("model", "dispose", []); } catch { /* a dead worker has nothing left to free */ }

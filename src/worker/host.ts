@@ -10,7 +10,8 @@ export interface HostPort {
   onMessage(f: (m: Request) => void): void;
 }
 
-const MODEL_METHODS = new Set(["chat", "chatStream", "createSession", "dispose", "encode", "decode", "memoryBytes"]);
+const MODEL_METHODS = new Set(["chat", "chatStream", "createSession", "dispose", "encode", "decode", "memoryBytes", "renderPrompt",
+  "embed", "embedQuery", "embedDocuments", "encodeImage", "encodeAudio", "transcribe", "speak", "speakStream", "chatAudio", "chatAudioStream"]);
 const SESSION_METHODS = new Set(["forward", "generate", "chat", "chatStream", "reset", "dispose"]);
 
 function wireError(e: unknown): WireError {

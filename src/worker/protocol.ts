@@ -20,4 +20,4 @@ export type Reply =
   | { type: "error"; id: number; error: WireError };
 
 /** Calls whose answer is a stream of deltas and a final value. */
-export const STREAMING = new Set(["chatStream", "generate"]);
+export const STREAMING = new Set(["chatStream", "generate", "speakStream", "chatAudioStream"]);
