@@ -169,29 +169,7 @@ export function attentionTiles(q: usize, kCache: usize, vCache: usize, out: usiz
     }
     // softmax per row, probabilities rounded to fp16 in place
     for (let r = 0; r < rows; r++) {
-      const len = causal ? pos0 + t0 + r / group + 1 : kvLen;
-      const srow = sc + <usize>(r * stride) * 4;
-      let vmx = f32x4.splat(-Infinity);
-      let j = 0;
-      for (; j + 4 <= len; j += 4) vmx = f32x4.max(vmx, v128.load(srow + <usize>(j * 4)));
-      let mx = max(max(f32x4.extract_lane(vmx, 0), f32x4.extract_lane(vmx, 1)), max(f32x4.extract_lane(vmx, 2), f32x4.extract_lane(vmx, 3)));
-      for (; j < len; j++) mx = max(mx, load<f32>(srow + <usize>(j * 4)));
-      let sum: f64 = 0;
-      const vm = f32x4.splat(mx);
-      j = 0;
-      for (; j + 4 <= len; j += 4) {
-        const e = expF32x4(f32x4.sub(v128.load(srow + <usize>(j * 4)), vm));
-        v128.store(srow + <usize>(j * 4), e);
-        sum += <f64>f32x4.extract_lane(e, 0) + <f64>f32x4.extract_lane(e, 1) + <f64>f32x4.extract_lane(e, 2) + <f64>f32x4.extract_lane(e, 3);
-      }
-      for (; j < len; j++) {
-        const e = f32x4.extract_lane(expF32x4(f32x4.splat(load<f32>(srow + <usize>(j * 4)) - mx)), 0);
-        store<f32>(srow + <usize>(j * 4), e);
-        sum += e;
-      }
-      const inv = f32x4.splat(<f32>(1.0 / sum));
-      // whole vectors: lanes past len (inside the row's padded stride) are never read
-      for (j = 0; j < len; j += 4) v128.store(srow + <usize>(j * 4), roundProbF16x4(f32x4.mul(v128.load(srow + <usize>(j * 4)), inv)));
+      softmaxRowF16(sc + <usize>(r * stride) * 4, causal ? pos0 + t0 + r / group + 1 : kvLen, 1.0);
     }
     // out = Σ_j p_j · v_j in key order; 16 output floats stay in registers across a block
     for (let r = 0; r < rows; r++) {
@@ -257,10 +235,12 @@ export function attentionDecodeScratch(group: i32, dh: i32, kvLen: i32): i32 {
   return (group * dh + group * ((kvLen + 3) & ~3)) * 4;
 }
 
-/** One row's softmax over scores [0, len) in place, as attentionTiles (max, exp, f64 sum in key order),
- *  probabilities rounded to fp16, then scaled by 2^112 for the widened V rows. */
+/**
+ * One row's softmax over scores [0, len) in place: max, exp, f64 sum in key order, probabilities rounded to
+ * fp16, then multiplied by `post` (1 for attentionTiles, exact; 2^112 for attentionDecode's widened V rows).
+ */
 // @ts-ignore: decorator
-@inline function softmaxRowScaled(srow: usize, len: i32): void {
+@inline function softmaxRowF16(srow: usize, len: i32, post: f32): void {
   let vmx = f32x4.splat(-Infinity);
   let j = 0;
   for (; j + 4 <= len; j += 4) vmx = f32x4.max(vmx, v128.load(srow + <usize>(j * 4)));
@@ -279,7 +259,7 @@ export function attentionDecodeScratch(group: i32, dh: i32, kvLen: i32): i32 {
     store<f32>(srow + <usize>(j * 4), e);
     sum += e;
   }
-  const inv = f32x4.splat(<f32>(1.0 / sum)), rb = f32x4.splat(REBIAS);
+  const inv = f32x4.splat(<f32>(1.0 / sum)), rb = f32x4.splat(post);
   for (j = 0; j < len; j += 4) v128.store(srow + <usize>(j * 4), f32x4.mul(roundProbF16x4(f32x4.mul(v128.load(srow + <usize>(j * 4)), inv)), rb));
 }
 
@@ -382,7 +362,7 @@ export function attentionDecode(q: usize, kCache: usize, vCache: usize, out: usi
       const qa = qs + <usize>(g * dh) * 4, ra = sc + <usize>(g * stride) * 4;
       for (let j = 0; j < len; j++) store<f32>(ra + <usize>(j * 4), dot1(kbase + <usize>j * rowB, qa, dh) * scale);
     }
-    for (g = 0; g < group; g++) softmaxRowScaled(sc + <usize>(g * stride) * 4, len);
+    for (g = 0; g < group; g++) softmaxRowF16(sc + <usize>(g * stride) * 4, len, REBIAS);
     // out = Σ_j p_j · v_j in key order, 16 output floats of two rows at a time over a block of keys; the
     // block is short because rows kvw·2 bytes apart share few L1 sets and a long block would evict itself
     memory.fill(o0, 0, <usize>(group * dh) * 4);
