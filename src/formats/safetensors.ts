@@ -56,8 +56,12 @@ export function ggufToHfName(name: string): string | undefined {
   return e ? `model.layers.${m[1]}.feed_forward.experts.${e[2]}.${EXPERT_HF[e[1]]}.weight` : undefined;
 }
 
-/** Parse the header held in `bytes` (a prefix of a file of `fileSize` bytes). */
-export function parseSafetensors(bytes: Uint8Array, fileSize = bytes.byteLength): SafetensorsFile {
+/**
+ * Parse the header held in `bytes` (a prefix of a file of `fileSize` bytes). `rename` gives the engine's name
+ * of the tensors to keep (default: the LFM2 text tensors; the LFM2-VL vision tower passes its own).
+ */
+export function parseSafetensors(bytes: Uint8Array, fileSize = bytes.byteLength,
+  rename: (hfName: string) => string | undefined = hfToGgufName): SafetensorsFile {
   if (fileSize < 8) throw new Lfm2Error("BAD_MAGIC", "file is too small to be a safetensors file");
   if (bytes.byteLength < 8) throw new NeedMoreBytes(8);
   const n = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
@@ -75,7 +79,7 @@ export function parseSafetensors(bytes: Uint8Array, fileSize = bytes.byteLength)
   const metadata: Record<string, string> = typeof header.__metadata__ === "object" && header.__metadata__ ? header.__metadata__ : {};
   for (const [name, t] of Object.entries(header)) {
     if (name === "__metadata__") continue;
-    const ggufName = hfToGgufName(name);
+    const ggufName = rename(name);
     if (!t || typeof t !== "object") throw new Lfm2Error("BAD_METADATA", `safetensors entry ${name} is malformed`);
     const type = DTYPES[t.dtype];
     const shape = t.shape, off = t.data_offsets;
@@ -119,26 +123,27 @@ export function safetensorsShardNames(folderFiles: string[], indexJson?: string)
 }
 
 /** Read one safetensors header from the start of `src`. */
-async function readHeader(src: ByteSource, signal?: AbortSignal): Promise<SafetensorsFile> {
+async function readHeader(src: ByteSource, signal?: AbortSignal, rename?: (hfName: string) => string | undefined): Promise<SafetensorsFile> {
   let prefix = new Uint8Array(0);
   for await (const chunk of src.chunks(0, signal)) {
     const grown = new Uint8Array(prefix.length + chunk.length);
     grown.set(prefix); grown.set(chunk, prefix.length);
     prefix = grown;
-    try { return parseSafetensors(prefix, src.size); } catch (e) { if (!(e instanceof NeedMoreBytes)) throw e; }
+    try { return parseSafetensors(prefix, src.size, rename); } catch (e) { if (!(e instanceof NeedMoreBytes)) throw e; }
   }
-  return parseSafetensors(prefix, src.size); // throws: the file ends inside its header
+  return parseSafetensors(prefix, src.size, rename); // throws: the file ends inside its header
 }
 
 /**
  * The parts of a sharded checkpoint as one file: the parts' bytes back to back, and every part's
  * tensors addressed in that virtual file. A tensor name in two parts is an error.
  */
-export async function openSafetensorsShards(parts: ByteSource[], signal?: AbortSignal): Promise<{ src: ByteSource; file: SafetensorsFile }> {
+export async function openSafetensorsShards(parts: ByteSource[], signal?: AbortSignal,
+  rename?: (hfName: string) => string | undefined): Promise<{ src: ByteSource; file: SafetensorsFile }> {
   const tensors: TensorInfo[] = [], metadata: Record<string, string> = {}, seen = new Set<string>();
   let base = 0;
   for (const p of parts) {
-    const f = await readHeader(p, signal);
+    const f = await readHeader(p, signal, rename);
     for (const t of f.tensors) {
       if (seen.has(t.name)) throw new Lfm2Error("BAD_INPUT", `tensor ${t.name} appears in more than one safetensors part (${p.name})`);
       seen.add(t.name);

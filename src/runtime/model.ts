@@ -34,6 +34,8 @@ import type { AudioInput } from "../audio/input.js";
 import { loadVisionEncoder } from "../models/lfm2vl/encoder.js";
 import type { ImageInput } from "../models/lfm2vl/image.js";
 import type { Lfm2VlImageOptions } from "../models/lfm2vl/preprocess.js";
+import type { VisionEncoder, VisionLoadOptions } from "../models/lfm2vl/encoder.js";
+import { checkImageToken, isLfm2VlConfig, lfm2VlImageOptions, lfm2VlTextConfig, loadHfVision } from "../models/lfm2vl/hf.js";
 
 export interface LoadOptions extends WasmOptions {
   onProgress?: ProgressCallback;
@@ -283,6 +285,8 @@ export interface HfModelInput extends SentenceTransformersInput {
   tokenizer?: Record<string, unknown> | string;
   tokenizerConfig?: Record<string, unknown> | string;
   chatTemplate?: string;
+  /** LFM2-VL: preprocessor_config.json (image processor options). */
+  preprocessorConfig?: Record<string, unknown> | string;
 }
 
 export type ModelInput = SourceInput | HfModelInput;
@@ -297,6 +301,8 @@ interface Resolved {
   chatTemplate(h: Header): string | undefined;
   /** Retrieval settings read beside the weights (PyLate's config_sentence_transformers.json). */
   retrieval?: RetrievalConfig;
+  /** An LFM2-VL checkpoint: its vision tower (read from the same safetensors) and processor options. */
+  vision?: { load(tok: Tokenizer, o: VisionLoadOptions): Promise<VisionEncoder>; imageOptions: Lfm2VlImageOptions };
 }
 
 const asJson = (v: Record<string, unknown> | string | undefined, what: string): Record<string, any> | undefined => {
@@ -329,7 +335,9 @@ async function readHfFolder(path: string): Promise<HfModelInput | null> {
     if (!names.some((n) => n.endsWith(".safetensors"))) throw new Lfm2Error("BAD_INPUT", `${path} has no model.safetensors`);
     safetensors = safetensorsShardNames(names, await read("model.safetensors.index.json")).map((n) => `${path}/${n}`);
   }
-  return { config, safetensors, tokenizer: await read("tokenizer.json"), tokenizerConfig: await read("tokenizer_config.json"), chatTemplate: await read("chat_template.jinja"), ...(await readSentenceTransformersFolder(path)) };
+  return { config, safetensors, tokenizer: await read("tokenizer.json"), tokenizerConfig: await read("tokenizer_config.json"),
+    chatTemplate: await read("chat_template.jinja"), preprocessorConfig: await read("preprocessor_config.json"),
+    ...(await readSentenceTransformersFolder(path)) };
 }
 
 /** The byte source of a GGUF input: hub specs, split files, cached URLs, or anything openSource takes. */
@@ -354,17 +362,24 @@ async function resolveInput(input: ModelInput, opts: LoadOptions): Promise<Resol
     const cfgJson = asJson(hf.config, "config.json")!;
     const tokJson = asJson(hf.tokenizer, "tokenizer.json");
     const tokCfg = asJson(hf.tokenizerConfig, "tokenizer_config.json");
-    const sharded = Array.isArray(hf.safetensors)
-      ? await openSafetensorsShards(await Promise.all(hf.safetensors.map((p) => openSource(p, signal, { readTimeoutMs }))), signal) : undefined;
+    const parts = Array.isArray(hf.safetensors)
+      ? await Promise.all(hf.safetensors.map((p) => openSource(p, signal, { readTimeoutMs }))) : undefined;
+    const sharded = parts ? await openSafetensorsShards(parts, signal) : undefined;
     const trunk = sharded?.src ?? await openSource(hf.safetensors as SourceInput, signal, { readTimeoutMs });
     // a retrieval encoder: the Dense module's file follows the trunk's bytes, its tensors named dense_2.*
     const enc = await encoderParts(trunk, hf, cfgJson, (s) => openSource(s, signal, { readTimeoutMs }), signal);
+    const vl = isLfm2VlConfig(cfgJson), preJson = vl ? asJson(hf.preprocessorConfig, "preprocessor_config.json") : undefined;
+    // LFM2-VL: the vision tower streams from the same safetensors (its text tensors skipped)
+    const vision = vl ? {
+      imageOptions: lfm2VlImageOptions(cfgJson, preJson),
+      load: (tok: Tokenizer, o: VisionLoadOptions) => { checkImageToken(cfgJson, tok); return loadHfVision(parts ?? [trunk], cfgJson, preJson, o); },
+    } : undefined;
     return {
-      src: enc?.src ?? trunk, format: "safetensors", retrieval: enc?.retrieval,
+      src: enc?.src ?? trunk, format: "safetensors", retrieval: enc?.retrieval, vision,
       parse(prefix, size) {
         const f = sharded?.file ?? parseSafetensors(prefix, enc ? trunk.size : size);
         const metadata = new Map<string, GgufValue>(Object.entries(f.metadata));
-        const config = configFromHf(encoderConfigJson(cfgJson));
+        const config = configFromHf(encoderConfigJson(vl ? lfm2VlTextConfig(cfgJson) : cfgJson));
         return enc ? { tensors: [...f.tensors, ...enc.tensors], metadata, config: enc.config(config, cfgJson) } : { tensors: f.tensors, metadata, config };
       },
       tokenizer: () => (tokJson ? Tokenizer.fromHfJson(tokJson, tokCfg) : null),
@@ -493,11 +508,16 @@ export async function loadModel(input: ModelInput, options: LoadOptions = {}): P
     }
   }
   let vision: VisionLanguage | null = null, audio: AudioLanguage | null = null, media: MediaRows | null = null;
-  if (opts.mmproj !== undefined) {
+  if (opts.mmproj !== undefined || r.vision) {
     if (!tokenizer) throw new Lfm2Error("BAD_INPUT", "an mmproj needs a text model with a tokenizer");
     media = new MediaRows(fwd);
-    const audioEncoder = await loadAudioMmproj(opts.mmproj, { ...opts, threads });
-    if (audioEncoder) {
+    // an LFM2-VL HF checkpoint carries its vision tower (an explicit mmproj replaces it)
+    const audioEncoder = opts.mmproj === undefined ? null : await loadAudioMmproj(opts.mmproj, { ...opts, threads });
+    if (opts.mmproj === undefined) {
+      const encoder = await r.vision!.load(tokenizer, { ...opts, threads });
+      const imageOptions = { ...r.vision!.imageOptions, ...opts.imageOptions };
+      try { vision = new VisionLanguage(encoder, media, tokenizer, imageOptions); } catch (e) { encoder.dispose(); throw e; }
+    } else if (audioEncoder) {
       try { audio = new AudioLanguage(audioEncoder, media); } catch (e) { audioEncoder.dispose(); throw e; }
     } else {
       const encoder = await loadVisionEncoder(opts.mmproj, { ...opts, threads });

@@ -8,7 +8,7 @@ import { canShareMemory, chooseVariant, compileVariant, type WasmOptions } from 
 import { Lfm2Error, throwIfAborted } from "../../errors.js";
 import { NeedMoreBytes, parseGguf, type GgufValue, type TensorInfo } from "../../formats/gguf.js";
 import { GGML, type Matrix } from "../../core/quant-types.js";
-import { openSource, streamSource, type SourceInput } from "../../io/source.js";
+import { openSource, streamSource, type ByteSource, type SourceInput } from "../../io/source.js";
 import { planWeights, weightArenaBytes } from "../../runtime/weights.js";
 import { visionConfigFromGguf, visionTensorSpecs, type VisionConfig } from "./mmproj.js";
 import { expandImagePrompt, planImage, prepareTiles, type ImagePlan, type Lfm2VlImageOptions, type PreparedTile } from "./preprocess.js";
@@ -210,25 +210,44 @@ export class VisionEncoder {
   dispose(): void { this.shard.stopThreads(); }
 }
 
+/** The parsed header of a vision weights file: tensors under their mmproj (GGUF) names, and the config. */
+export interface VisionHeader { tensors: TensorInfo[]; metadata: Map<string, GgufValue>; config: VisionConfig }
+
+/** Where vision weights stream from: an mmproj GGUF, or a Hugging Face checkpoint (hf.ts). */
+export interface VisionWeightsSource {
+  src: ByteSource;
+  /** The header from a prefix of the file; undefined while more bytes are needed. */
+  parse(prefix: Uint8Array): VisionHeader | undefined;
+  /** Wraps the weight sink, e.g. to rearrange a tensor's bytes on their way into memory. */
+  wrapSink?(h: VisionHeader, sink: (offset: number, bytes: Uint8Array) => void): (offset: number, bytes: Uint8Array) => void;
+}
+
 /** Load an LFM2-VL mmproj GGUF (path, URL, bytes, Blob) into its own WebAssembly memory. */
 export async function loadVisionEncoder(input: SourceInput, opts: VisionLoadOptions = {}): Promise<VisionEncoder> {
   throwIfAborted(opts.signal);
   const src = await openSource(input, opts.signal);
+  return loadVisionWeights({ src, parse(prefix) {
+    try {
+      const f = parseGguf(prefix, src.size);
+      return { tensors: f.tensors, metadata: f.metadata, config: visionConfigFromGguf(f.metadata, f.tensors) };
+    } catch (e) { if (e instanceof NeedMoreBytes) return undefined; throw e; }
+  } }, opts);
+}
+
+/** Load the vision encoder + projector from any weights source into its own WebAssembly memory. */
+export async function loadVisionWeights(vs: VisionWeightsSource, opts: VisionLoadOptions = {}): Promise<VisionEncoder> {
+  throwIfAborted(opts.signal);
+  const src = vs.src;
   let threads = opts.threads ?? 1;
   if (!Number.isInteger(threads) || threads < 1) throw new Lfm2Error("BAD_INPUT", `threads must be a positive integer, got ${threads}`);
   if (threads > 1 && !canShareMemory()) threads = 1;
   const shared = threads > 1;
   const modulePromise = compileVariant(chooseVariant(shared, opts), opts);
-  interface Header { tensors: TensorInfo[]; metadata: Map<string, GgufValue>; config: VisionConfig }
   let plan: ReturnType<typeof planWeights> | undefined;
   let shard: Shard | undefined;
-  const header = await streamSource<Header>(src, (prefix) => {
-    try {
-      const f = parseGguf(prefix, src.size);
-      return { tensors: f.tensors, metadata: f.metadata, config: visionConfigFromGguf(f.metadata, f.tensors) };
-    } catch (e) { if (e instanceof NeedMoreBytes) return undefined; throw e; }
-  }, (h, offset, bytes) => {
-    if (!plan) {
+  let sink: ((offset: number, bytes: Uint8Array) => void) | undefined;
+  const header = await streamSource<VisionHeader>(src, (prefix) => vs.parse(prefix), (h, offset, bytes) => {
+    if (!sink) {
       const specs = visionTensorSpecs(h.config);
       const pe = h.tensors.find((t) => t.name === "v.patch_embd.weight");
       if (pe && ![GGML.F16, GGML.F32, GGML.BF16].includes(pe.type as never)) {
@@ -236,8 +255,9 @@ export async function loadVisionEncoder(input: SourceInput, opts: VisionLoadOpti
       }
       shard = Shard.create(0, weightArenaBytes(specs, h.tensors), shared);
       plan = planWeights(specs, h.tensors, () => shard!.arena);
+      sink = vs.wrapSink ? vs.wrapSink(h, plan.sink) : plan.sink;
     }
-    plan.sink(offset, bytes);
+    sink(offset, bytes);
   }, { signal: opts.signal });
   const module = await modulePromise;
   await shard!.instantiate(module);
