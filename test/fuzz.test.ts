@@ -24,7 +24,7 @@ import { GGML, ggmlTypeByName, type GgmlType, type GgmlTypeName } from "../src/c
 import { quantizeTensor } from "../src/formats/quantize.js";
 import type { Lfm2Config } from "../src/models/lfm2/config.js";
 import { architecture, configFromGguf, configFromHf } from "../src/models/registry.js";
-import { planWeights, weightArenaBytes } from "../src/runtime/weights.js";
+import { planWeights, weightArenaBytes } from "../src/graph/placement.js";
 import { Lfm2Forward } from "../src/models/lfm2/forward.js";
 import { mulberry32, syntheticGguf } from "../src/models/synthetic.js";
 import { Tokenizer } from "../src/text/tokenizer.js";

@@ -15,7 +15,7 @@ import {
 } from "../src/io/split.js";
 import { architecture, configFromGguf } from "../src/models/registry.js";
 import { syntheticGguf } from "../src/models/synthetic.js";
-import { planWeights, weightArenaBytes } from "../src/runtime/weights.js";
+import { planWeights, weightArenaBytes } from "../src/graph/placement.js";
 import { llamaRef, maxAbsDiff } from "./helpers/llama-ref.js";
 
 // ---- test-side gguf-split: copy part 1's metadata verbatim, add split.* keys, distribute tensors ----

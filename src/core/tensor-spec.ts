@@ -1,5 +1,5 @@
 // The contract between an architecture (which tensors it needs, src/models/) and the loader that
-// places them in WebAssembly memory (src/runtime/weights.ts).
+// places them in WebAssembly memory (src/graph/placement.ts).
 import type { Matrix } from "./quant-types.js";
 
 /**

@@ -21,7 +21,7 @@ import { Lfm2Forward } from "../models/lfm2/forward.js";
 import { assertVocabFits, Tokenizer } from "../text/tokenizer.js";
 import type { ChatMessage } from "../text/chat-template.js";
 import { hasContentParts, renderMediaPrompt, renderPrompt, type ChatDelta, type ChatOptions, type ChatResult, type MediaResolver } from "../generate/generate.js";
-import { groupBytes, packGroups, planWeights } from "./weights.js";
+import { groupBytes, packGroups, planWeights } from "../graph/placement.js";
 import {
   Encoder, embeddingInfoOf, maxSim, type EmbedOptions, type Embedding, type EmbeddingInfo, type RetrievalConfig,
 } from "../models/colbert/encoder.js";

@@ -12,7 +12,7 @@ import type { PlacedTensors } from "../../core/tensor-spec.js";
 import { Lfm2Error, throwIfAborted } from "../../errors.js";
 import { NeedMoreBytes, parseGguf, type TensorInfo, type GgufValue } from "../../formats/gguf.js";
 import { openSource, streamSource, type ProgressCallback, type SourceInput } from "../../io/source.js";
-import { planWeights } from "../../runtime/weights.js";
+import { planWeights } from "../../graph/placement.js";
 import { toMono16k, type AudioInput } from "../../audio/input.js";
 import { logMelSpectrogram, type LogMel } from "../../audio/mel.js";
 import { audioConfigFromGguf, audioTensorSpecs, audioTokensForFrames, NotAudioMmproj, type AudioEncoderConfig } from "./config.js";

@@ -9,7 +9,7 @@ import { Lfm2Error, throwIfAborted } from "../../errors.js";
 import { NeedMoreBytes, parseGguf, type GgufValue, type TensorInfo } from "../../formats/gguf.js";
 import { GGML, type Matrix } from "../../core/quant-types.js";
 import { openSource, streamSource, type ByteSource, type SourceInput } from "../../io/source.js";
-import { planWeights, weightArenaBytes } from "../../runtime/weights.js";
+import { planWeights, weightArenaBytes } from "../../graph/placement.js";
 import { visionConfigFromGguf, visionTensorSpecs, type VisionConfig } from "./mmproj.js";
 import { expandImagePrompt, planImage, prepareTiles, type ImagePlan, type Lfm2VlImageOptions, type PreparedTile } from "./preprocess.js";
 import { loadImage, type ImageInput } from "./image.js";
