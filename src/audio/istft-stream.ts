@@ -3,6 +3,7 @@
 // spectrogram (src/audio/istft.ts, checked against torch), split across calls. The inverse FFT handles
 // n = m·2^k (1280 = 5·256) by m radix-2 FFTs and one radix-m pass, so a frame costs O(n log n), not O(n²).
 import { Lfm2Error } from "../errors.js";
+import { fft } from "./fft.js";
 
 /** Complex FFT plan for n = m·2^k (m odd and small): decimation in time by m, radix-2 below. */
 class MixedFft {
@@ -19,29 +20,12 @@ class MixedFft {
     this.br = new Float64Array(n); this.bi = new Float64Array(n);
   }
 
-  /** In-place radix-2 FFT of size p on (re, im)[off + stride·j] gathered into contiguous scratch at `dst`. */
-  private radix2(re: Float64Array, im: Float64Array, dst: number, sign: number): void {
-    const p = this.p, br = this.br, bi = this.bi, step = this.n / p;
-    for (let i = 1, j = 0; i < p; i++) {
-      let bit = p >> 1;
-      for (; j & bit; bit >>= 1) j ^= bit;
-      j |= bit;
-      if (i < j) {
-        let t = br[dst + i]; br[dst + i] = br[dst + j]; br[dst + j] = t;
-        t = bi[dst + i]; bi[dst + i] = bi[dst + j]; bi[dst + j] = t;
-      }
-    }
-    for (let len = 2; len <= p; len <<= 1) {
-      const half = len >> 1, tw = (p / len) * step;
-      for (let k = 0; k < half; k++) {
-        const wr = this.cos[k * tw], wi = sign * this.sin[k * tw];
-        for (let s = dst + k; s < dst + p; s += len) {
-          const t = s + half, ar = br[t] * wr - bi[t] * wi, ai = br[t] * wi + bi[t] * wr;
-          br[t] = br[s] - ar; bi[t] = bi[s] - ai; br[s] += ar; bi[s] += ai;
-        }
-      }
-    }
-    void re; void im;
+  /** The sub-sequence gathered at br/bi[dst … dst + p) transformed in place (sign +1: the conjugate trick). */
+  private radix2(dst: number, sign: number): void {
+    const br = this.br.subarray(dst, dst + this.p), bi = this.bi.subarray(dst, dst + this.p);
+    if (sign > 0) for (let i = 0; i < bi.length; i++) bi[i] = -bi[i];
+    fft(br, bi);
+    if (sign > 0) for (let i = 0; i < bi.length; i++) bi[i] = -bi[i];
   }
 
   /** X[k] = Σ_j x[j]·e^{sign·2πi·jk/n}, in place. */
@@ -50,7 +34,7 @@ class MixedFft {
     // sub-sequence r = x[m·j + r], transformed at br/bi[r·p …]
     for (let r = 0; r < m; r++) {
       for (let j = 0; j < p; j++) { br[r * p + j] = re[m * j + r]; bi[r * p + j] = im[m * j + r]; }
-      this.radix2(re, im, r * p, sign);
+      this.radix2(r * p, sign);
     }
     for (let k = 0; k < n; k++) {
       const kk = k % p;

@@ -2,6 +2,7 @@
 // n_fft 1280, hop 320, Hann window 1280, "same" padding → 24 kHz) and its output container. The
 // "center" mode is torch.istft(center=True)'s, for checking against torch.
 import { Lfm2Error } from "../errors.js";
+import { fft } from "./fft.js";
 
 export interface IstftOptions {
   nFft: number;
@@ -20,22 +21,7 @@ function irfft(re: Float64Array, im: Float64Array, n: number, out: Float64Array)
     xi[0] = 0; xi[n / 2] = 0;
     // inverse = conj(FFT(conj(x))) / n
     for (let k = 0; k < n; k++) xi[k] = -xi[k];
-    for (let i = 1, j = 0; i < n; i++) {
-      let bit = n >> 1;
-      for (; j & bit; bit >>= 1) j ^= bit;
-      j |= bit;
-      if (i < j) { let t = xr[i]; xr[i] = xr[j]; xr[j] = t; t = xi[i]; xi[i] = xi[j]; xi[j] = t; }
-    }
-    for (let len = 2; len <= n; len <<= 1) {
-      const ang = (-2 * Math.PI) / len, half = len >> 1;
-      for (let k = 0; k < half; k++) {
-        const wr = Math.cos(ang * k), wi = Math.sin(ang * k);
-        for (let s = k; s < n; s += len) {
-          const t = s + half, ar = xr[t] * wr - xi[t] * wi, ai = xr[t] * wi + xi[t] * wr;
-          xr[t] = xr[s] - ar; xi[t] = xi[s] - ai; xr[s] += ar; xi[s] += ai;
-        }
-      }
-    }
+    fft(xr, xi);
     for (let i = 0; i < n; i++) out[i] = xr[i] / n;
     return;
   }
