@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { concatChunks } from "../src/formats/gguf-writer.js";
 import { syntheticGguf } from "../src/models/synthetic.js";
 import { syntheticMmproj } from "../src/models/lfm2vl/mmproj.js";
-import { loadModel } from "../src/runtime/model.js";
+import { loadModel } from "../src/runtime/load.js";
 import type { GgmlTypeName } from "../src/core/quant-types.js";
 
 const arg = (name: string, def: string) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : def; };

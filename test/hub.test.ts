@@ -16,7 +16,7 @@ import {
 } from "../src/io/hub.js";
 import type { ByteSource, Progress } from "../src/io/source.js";
 import { isSplitSource } from "../src/io/split.js";
-import { loadModel } from "../src/runtime/model.js";
+import { loadModel } from "../src/runtime/load.js";
 import { syntheticGguf } from "../src/models/synthetic.js";
 
 // ---- the imitation hub -----------------------------------------------------------------------------

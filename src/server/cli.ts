@@ -1,7 +1,8 @@
 // `lfm2 serve`: load a model and serve the OpenAI-compatible API until Ctrl-C / SIGTERM.
 import { parseArgs } from "node:util";
 import { Lfm2Error } from "../errors.js";
-import { loadModel, type LoadOptions, type Model } from "../runtime/model.js";
+import { loadModel } from "../runtime/load.js";
+import type { LoadOptions, Model } from "../runtime/model.js";
 import { syntheticGguf } from "../models/synthetic.js";
 import { concatChunks } from "../formats/gguf-writer.js";
 import { serveOpenAI } from "./node.js";

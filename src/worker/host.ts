@@ -1,7 +1,8 @@
 // The engine side of worker mode: runs loadModel and every proxied call on this (worker) thread and answers
 // over a message port. Logits go back as transferred buffers; a stream's deltas go one message each.
 import { Lfm2Error } from "../errors.js";
-import { loadModel, type Model } from "../runtime/model.js";
+import { loadModel } from "../runtime/load.js";
+import type { Model } from "../runtime/model.js";
 import type { Session } from "../runtime/session.js";
 import { STREAMING, type Reply, type Request, type WireError } from "./protocol.js";
 

@@ -1,5 +1,6 @@
 // The package's loadModel: in-process by default, in a dedicated worker with { worker: true }.
-import { loadModel as loadInProcess, type LoadOptions, type Model, type ModelInput } from "../runtime/model.js";
+import { loadModel as loadInProcess } from "../runtime/load.js";
+import type { LoadOptions, Model, ModelInput } from "../runtime/model.js";
 import { WorkerModel, type WorkerLoadOptions } from "./client.js";
 
 /**

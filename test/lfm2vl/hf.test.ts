@@ -11,7 +11,8 @@ import { parseGguf } from "../../src/formats/gguf.js";
 import { syntheticGguf } from "../../src/models/synthetic.js";
 import { syntheticMmproj } from "../../src/models/lfm2vl/mmproj.js";
 import { hfVisionName, lfm2VlHfFolder, visionHfName, type HfVlWriteOptions } from "../../src/models/lfm2vl/hf.js";
-import { loadModel, type Model } from "../../src/runtime/model.js";
+import { loadModel } from "../../src/runtime/load.js";
+import type { Model } from "../../src/runtime/model.js";
 import type { ChatMessage } from "../../src/text/chat-template.js";
 
 const TEXT = { hiddenSize: 64, nLayers: 3, nHeads: 4, nKv: 2, ffDim: 128, attn: [1], vocabSize: 2048 };
