@@ -53,8 +53,10 @@ export class Arena {
   private top = BASE;
   /** Freed regions below `top`, sorted by address, never touching each other or `top`. */
   private holes: Region[] = [];
-  /** Live blocks: start → end. */
+  /** Live blocks: start → end, and the allocation count when each was made (for mark / release). */
   private blocks = new Map<number, number>();
+  private born = new Map<number, number>();
+  private allocations = 0;
   constructor(readonly memory: WebAssembly.Memory) {}
 
   /** End of the highest live block (everything below it has been handed out at some point). */
@@ -81,6 +83,7 @@ export class Arena {
       this.top = end;
     }
     this.blocks.set(p, p + size);
+    this.born.set(p, ++this.allocations);
     return p;
   }
 
@@ -105,6 +108,7 @@ export class Arena {
     const end = this.blocks.get(p);
     if (end === undefined) throw new Lfm2Error("BAD_INPUT", `arena: ${p} is not a live block`);
     this.blocks.delete(p);
+    this.born.delete(p);
     this.insertFree(p, end);
   }
 
@@ -114,18 +118,17 @@ export class Arena {
     while (i < f.length && f[i].start < start) i++;
     if (i > 0 && f[i - 1].end === start) { start = f[i - 1].start; f.splice(--i, 1); }
     if (i < f.length && f[i].start === end) { end = f[i].end; f.splice(i, 1); }
-    if (end === this.top) this.top = start; // the top block: lower the bump pointer instead
-    else f.splice(i, 0, { start, end });
+    if (end !== this.top) { f.splice(i, 0, { start, end }); return; }
+    this.top = start; // the top block: lower the bump pointer instead
+    const last = f[f.length - 1];
+    if (last && last.end === this.top) { this.top = last.start; f.pop(); }
   }
 
-  /** Everything allocated after `mark()` is released by `release(mark)`. */
-  mark(): number { return this.top; }
+  /** Every block allocated after `mark()` (wherever it was placed, holes included) is freed by `release(mark)`. */
+  mark(): number { return this.allocations; }
   release(mark: number): void {
-    for (const p of [...this.blocks.keys()]) if (p >= mark) this.blocks.delete(p);
-    this.holes = this.holes.filter((r) => r.start < mark).map((r) => ({ start: r.start, end: Math.min(r.end, mark) }));
-    this.top = mark;
-    const last = this.holes[this.holes.length - 1];
-    if (last && last.end === mark) { this.top = last.start; this.holes.pop(); }
+    const later = [...this.born].filter(([, n]) => n > mark).map(([p]) => p).sort((a, b) => b - a);
+    for (const p of later) this.free(p);
   }
 
   u8(p: number, n: number): Uint8Array { return new Uint8Array(this.memory.buffer, p, n); }
