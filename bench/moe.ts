@@ -9,6 +9,7 @@ import { cpus, freemem, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { loadModel } from "../src/index.js";
 import { argmax, llamaRef, margin, maxAbsDiff, rms } from "../test/helpers/llama-ref.js";
+import { forwardWithRouteGap } from "../test/helpers/route-gap.js";
 import { BENCH_CACHE_DIR } from "./models.js";
 import { MOE_SHAPES, writeMoeGguf, type MoeShapeName } from "./moe-file.js";
 import { runNative, waitForQuiet, type RivalResult } from "./rivals/native.js";
@@ -35,13 +36,7 @@ async function check(path: string) {
   log(`loadModel: ${((performance.now() - t0) / 1000).toFixed(1)} s, ${model.info.shards.length} shards: ` +
     model.info.shards.map((s, i) => `#${i} weights ${gb(s.weightBytes)} layers ${s.layers[0]}–${s.layers[s.layers.length - 1]}${s.head ? " + head" : ""}`).join("; "));
   const s = model.createSession({ contextLength: 256 });
-  // moeFfn's smallest routing margin per step: where it is ~0, the two engines may pick different experts
-  const contexts = [...(model as any).fwd.cx.values()] as { minRouteGap: number }[];
-  const forward = async (t: number[]) => {
-    for (const c of contexts) c.minRouteGap = Infinity;
-    const out = await s.forward(t);
-    return { out, gap: Math.min(...contexts.map((c) => c.minRouteGap)) };
-  };
+  const forward = forwardWithRouteGap(model, s);
   let { out: logits, gap } = await forward(prompt);
   let worst = 0, same = 0;
   const ours: number[] = [], perStep: string[] = [];

@@ -12,6 +12,7 @@ import { argmax, llamaRef, margin, maxAbsDiff } from "../helpers/llama-ref.js";
 import { tinyModelPath } from "../helpers/models.js";
 import type { GgmlTypeName } from "../../src/core/quant-types.js";
 import type { SyntheticOptions } from "../../src/models/synthetic.js";
+import { forwardWithRouteGap } from "../helpers/route-gap.js";
 
 const TOL: Record<string, number> = { F32: 2e-3, F16: 0.03, BF16: 0.1, Q4_K: 0.4, Q5_K: 0.4, Q6_K: 0.4 };
 const QUANT_TOL = 0.3, TIE_MARGIN = 0.3, ROUTE_TIE = 0.005;
@@ -31,12 +32,7 @@ async function compare(label: string, opts: SyntheticOptions, tol: number, chunk
   try {
     expect(model.info.architecture).toBe("lfm2moe");
     const s = model.createSession({ contextLength: 512 });
-    const contexts = [...(model as any).fwd.cx.values()] as { minRouteGap: number }[];
-    const forward = async (tokens: number[]) => {
-      for (const c of contexts) c.minRouteGap = Infinity;
-      const out = await s.forward(tokens);
-      return { out, gap: Math.min(...contexts.map((c) => c.minRouteGap)) };
-    };
+    const forward = forwardWithRouteGap(model, s);
     const g = await ref.greedy(prompt, STEPS);
     let { out: logits, gap } = await forward(prompt);
     let worst = 0, same = 0, ties = 0, routeTies = 0, worstRouteTie = 0;
