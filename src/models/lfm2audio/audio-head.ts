@@ -5,15 +5,18 @@
 // plain f32 JavaScript (the reference) or on the engine: the depthformer is then written as an `lfm2` GGUF of
 // attention-only layers (qkv split into q/k/v; its adjacent-pair RoPE turned into the engine's NeoX halves by
 // permuting each q/k head's rows and norm weights, which leaves every q·k product unchanged; unit final norm,
-// the per-codebook norm weight applied after) and loaded like any model (kernels, threads).
-// NOT verified numerically against liquid-audio or llama.cpp (nothing runnable here): structure per the sources.
+// the per-codebook norm weight applied after) and loaded like any model (kernels, threads); depth_linear and the
+// output tables then sit in its memory as matrices too.
+// Checked against an independent PyTorch implementation of liquid-audio's code (scripts/reference/audio_head_ref.py,
+// test/audio/audio-head-torch.test.ts): logits with forced codes, greedy codes, frame embeddings.
 import { Lfm2Error } from "../../errors.js";
 import { parseGguf } from "../../formats/gguf.js";
 import { f16ToF32 } from "../../formats/fp16.js";
 import { metaNumber } from "../../formats/gguf.js";
 import { encodeGguf, type GgufWriteTensor, type GgufWriteValue } from "../../formats/gguf-writer.js";
 import { quantizeTensor } from "../../formats/quantize.js";
-import { ggmlTypeByName, type GgmlTypeName } from "../../core/quant-types.js";
+import { ggmlTypeByName, kernelsFor, rowBytes, type GgmlType, type GgmlTypeName, type Matrix } from "../../core/quant-types.js";
+import type { Ops } from "../../../bindings/ops.js";
 import type { Lfm2Forward, Lfm2State } from "../lfm2/forward.js";
 
 export const HEAD_CODEBOOKS = 8;
@@ -55,7 +58,7 @@ export class AudioHead {
   private linW: Float32Array; private linB: Float32Array;
   private cbEmbed: Float32Array[] = []; private cbNorm: Float32Array[] = []; private cbLogits: Float32Array[] = [];
   private audioEmbed: Float32Array;
-  private engine: { fwd: Lfm2Forward; state: Lfm2State } | null = null;
+  private engine: EngineHead | null = null;
 
   constructor(t: Map<string, F32Tensor>, nLayers: number) {
     const get = (name: string, shape?: number[]) => {
@@ -110,43 +113,63 @@ export class AudioHead {
    * codebook's logits (8 × 2049) for inspection.
    */
   sampleFrame(hidden: Float32Array, opts: SampleOptions = {}, logits?: Float32Array): Int32Array {
-    const D = this.backboneDim, Dd = this.dim, dh = this.headDim;
-    if (hidden.length !== D) throw new Lfm2Error("BAD_INPUT", `the audio head takes a ${D}-wide hidden state, got ${hidden.length}`);
     const greedy = !(opts.temperature !== undefined && opts.temperature > 0) || opts.topK === 1;
     if (!greedy && !opts.random) throw new Lfm2Error("BAD_INPUT", "sampling needs a random source");
-    const depthIn = matvec(this.linW, hidden, D, HEAD_CODEBOOKS * Dd);
-    for (let i = 0; i < depthIn.length; i++) depthIn[i] += this.linB[i];
-    const kvw = KV_HEADS * dh;
-    const kCache = this.layers.map(() => new Float32Array(HEAD_CODEBOOKS * kvw)), vCache = this.layers.map(() => new Float32Array(HEAD_CODEBOOKS * kvw));
-    const codes = new Int32Array(HEAD_CODEBOOKS);
-    let prev = -1;
-    for (let c = 0; c < HEAD_CODEBOOKS; c++) {
-      const x = depthIn.slice(c * Dd, (c + 1) * Dd);
-      if (prev >= 0) for (let j = 0; j < Dd; j++) x[j] += this.cbEmbed[c - 1][prev * Dd + j];
-      let normed: Float32Array;
-      if (this.engine) { // the engine's unit final norm gives x / rms(x); the codebook's norm weight goes on here
-        normed = this.engine.fwd.step({ embeddings: x }, c, this.engine.state, "hidden")!.slice();
-        const w = this.cbNorm[c];
-        for (let j = 0; j < Dd; j++) normed[j] *= w[j];
-      } else {
-        for (let l = 0; l < this.nLayers; l++) this.layerStep(l, x, c, kCache[l], vCache[l]);
-        normed = rmsNorm(x, this.cbNorm[c]);
-      }
-      const lg = matvec(this.cbLogits[c], normed, Dd, HEAD_VOCAB);
-      if (logits) logits.set(lg, c * HEAD_VOCAB);
-      prev = greedy ? argmax(lg) : sample(lg, opts.temperature!, opts.topK, opts.random!);
-      codes[c] = prev;
-    }
+    const codes = this.runFrame(hidden, (_, lg) => (greedy ? argmax(lg) : sample(lg, opts.temperature!, opts.topK, opts.random!)), logits);
     if (codes[0] === END_OF_AUDIO) codes.fill(END_OF_AUDIO);
     return codes;
   }
 
-  /** Run the transformer on the engine from now on (`fwd` from loadModel(this.engineGguf(…))). */
+  /** The 8 codebooks' logits (8 × 2049) with the given codes fed back (teacher forcing), as training sees them. */
+  frameLogits(hidden: Float32Array, codes: ArrayLike<number>): Float32Array {
+    if (codes.length !== HEAD_CODEBOOKS) throw new Lfm2Error("BAD_INPUT", `a frame has ${HEAD_CODEBOOKS} codes, got ${codes.length}`);
+    for (let c = 0; c < HEAD_CODEBOOKS; c++) {
+      if (!Number.isInteger(codes[c]) || codes[c] < 0 || codes[c] >= HEAD_VOCAB) throw new Lfm2Error("BAD_INPUT", `audio code ${codes[c]} is outside 0..2048`);
+    }
+    const out = new Float32Array(HEAD_CODEBOOKS * HEAD_VOCAB);
+    this.runFrame(hidden, (c) => codes[c], out);
+    return out;
+  }
+
+  /** Codebooks 0..7 in turn; `pick(c, logits)` chooses the code fed back to codebook c + 1. */
+  private runFrame(hidden: Float32Array, pick: (c: number, logits: Float32Array) => number, logits?: Float32Array): Int32Array {
+    const D = this.backboneDim, Dd = this.dim, dh = this.headDim;
+    if (hidden.length !== D) throw new Lfm2Error("BAD_INPUT", `the audio head takes a ${D}-wide hidden state, got ${hidden.length}`);
+    const e = this.engine;
+    const depthIn = e ? e.depthInput(hidden) : matvec(this.linW, hidden, D, HEAD_CODEBOOKS * Dd);
+    for (let i = 0; i < depthIn.length; i++) depthIn[i] += this.linB[i];
+    const kvw = KV_HEADS * dh;
+    const kCache = e ? [] : this.layers.map(() => new Float32Array(HEAD_CODEBOOKS * kvw));
+    const vCache = e ? [] : this.layers.map(() => new Float32Array(HEAD_CODEBOOKS * kvw));
+    const codes = new Int32Array(HEAD_CODEBOOKS);
+    let prev = -1;
+    for (let c = 0; c < HEAD_CODEBOOKS; c++) {
+      // row c of depth_linear's output (the "(C D)" split) plus the embedding of code c − 1 in codebook c − 1's table
+      const x = depthIn.subarray(c * Dd, (c + 1) * Dd);
+      if (prev >= 0) for (let j = 0; j < Dd; j++) x[j] += this.cbEmbed[c - 1][prev * Dd + j];
+      let lg: Float32Array;
+      if (e) lg = e.codebookLogits(x, c, this.cbNorm[c]);
+      else {
+        for (let l = 0; l < this.nLayers; l++) this.layerStep(l, x, c, kCache[l], vCache[l]);
+        lg = matvec(this.cbLogits[c], rmsNorm(x, this.cbNorm[c]), Dd, HEAD_VOCAB);
+      }
+      if (logits) logits.set(lg, c * HEAD_VOCAB);
+      prev = pick(c, lg);
+      codes[c] = prev;
+    }
+    return codes;
+  }
+
+  /**
+   * Run the head on the engine from now on (`fwd` from loadModel(this.engineGguf(…))): the depthformer's layers,
+   * and depth_linear and the 8 output tables as matrices of the depthformer's weight type in its memory, so
+   * every matmul of a frame runs on the kernels and the worker threads. JS keeps the O(D) vector steps.
+   */
   useEngine(fwd: Lfm2Forward): void {
     const c = fwd.cfg;
     if (c.hiddenSize !== this.dim || c.nLayers !== this.nLayers || fwd.maxTok < 1) throw new Lfm2Error("SHAPE_MISMATCH", "the engine depthformer does not match the head");
-    if (this.engine) this.engine.fwd.releaseState(this.engine.state);
-    this.engine = { fwd, state: fwd.allocState(HEAD_CODEBOOKS) };
+    this.engine?.release();
+    this.engine = new EngineHead(fwd, this.linW, this.backboneDim, this.dim, this.cbLogits);
   }
 
   /** The depthformer as an lfm2 GGUF (attention-only layers, NeoX-permuted q/k heads, unit final norm). */
@@ -223,6 +246,81 @@ export class AudioHead {
   }
 }
 
+/** Output tables padded to a multiple of 4 rows (the x4 layouts interleave rows by four). */
+const PADDED_VOCAB = Math.ceil(HEAD_VOCAB / 4) * 4;
+
+/**
+ * The head's matmuls on the engine: the depthformer (an lfm2 model of attention layers) plus depth_linear and the
+ * 8 to_logits tables placed in the depthformer's memory as matrices of its weight type (x4 where the type has it).
+ */
+class EngineHead {
+  private state: Lfm2State;
+  private lin: Matrix;
+  private tables: Matrix[];
+  /** Arena buffers: the backbone state in, depth_linear out, a normalised depthformer output, logits out. */
+  private hiddenIn: number; private depthOut: number; private normed: number; private logits: number;
+
+  constructor(readonly fwd: Lfm2Forward, linW: Float32Array, private D: number, private Dd: number, toLogits: Float32Array[]) {
+    const ops = fwd.ops, a = ops.arena, attn = fwd.w.layers[0].attn;
+    if (!attn) throw new Lfm2Error("SHAPE_MISMATCH", "the engine depthformer has no attention layer");
+    // the activation buffers are sized for the engine's widest row; the backbone state must fit in them
+    if (D > ops.maxWidth) throw new Lfm2Error("SHAPE_MISMATCH", `a ${D}-wide backbone state exceeds the depthformer engine's width ${ops.maxWidth}`);
+    const type = attn.q.type;
+    this.state = fwd.allocState(HEAD_CODEBOOKS);
+    this.lin = placeMatrix(ops, type, linW, D, HEAD_CODEBOOKS * Dd);
+    this.tables = toLogits.map((t) => {
+      const padded = new Float32Array(PADDED_VOCAB * Dd);
+      padded.set(t);
+      return placeMatrix(ops, type, padded, Dd, PADDED_VOCAB);
+    });
+    this.hiddenIn = a.alloc(D * 4); this.depthOut = a.alloc(HEAD_CODEBOOKS * Dd * 4);
+    this.normed = a.alloc(Dd * 4); this.logits = a.alloc(PADDED_VOCAB * 4);
+  }
+
+  /** depth_linear without its bias (8·Dd floats, a copy). */
+  depthInput(hidden: Float32Array): Float32Array {
+    const ops = this.fwd.ops, a = ops.arena;
+    a.f32(this.hiddenIn, this.D).set(hidden);
+    ops.matmul(this.lin, ops.act(this.hiddenIn, this.D, 1), this.depthOut);
+    return a.f32(this.depthOut, HEAD_CODEBOOKS * this.Dd).slice();
+  }
+
+  /** One depth position through the layers, then the codebook's norm weight and output table (a copy of the logits). */
+  codebookLogits(x: Float32Array, c: number, normWeight: Float32Array): Float32Array {
+    const f = this.fwd, ops = f.ops, Dd = this.Dd;
+    // the engine's final norm has unit weight: it returns x / rms(x); codebook c's embedding_norm weight goes on here
+    const h = f.step({ embeddings: x }, c, this.state, "hidden")!;
+    const y = ops.arena.f32(this.normed, Dd);
+    for (let j = 0; j < Dd; j++) y[j] = h[j] * normWeight[j];
+    ops.matmul(this.tables[c], ops.act(this.normed, Dd, 1), this.logits);
+    return ops.arena.f32(this.logits, HEAD_VOCAB).slice();
+  }
+
+  release(): void {
+    this.fwd.releaseState(this.state);
+    const a = this.fwd.ops.arena;
+    for (const p of [this.lin.ptr, ...this.tables.map((t) => t.ptr), this.hiddenIn, this.depthOut, this.normed, this.logits]) a.free(p);
+  }
+}
+
+/** A {nIn, nOut} matrix of `type` made from f32 rows, in the ops' memory (re-interleaved by four where the type can). */
+function placeMatrix(ops: Ops, type: GgmlType, values: Float32Array, nIn: number, nOut: number): Matrix {
+  const a = ops.arena, bytes = quantizeTensor(type, values, nIn), rb = rowBytes(type, nIn);
+  const x4 = kernelsFor(type, "the audio head").x4;
+  if (!x4 || nOut % 4 !== 0) {
+    const ptr = a.alloc(bytes.length);
+    a.u8(ptr, bytes.length).set(bytes);
+    return { ptr, type, nIn, nOut, rowBytes: rb, x4: false };
+  }
+  const ptr = a.alloc((nOut / 4) * (nIn / 32) * x4.groupBlockBytes);
+  const mark = a.mark();
+  const src = a.alloc(bytes.length), scratch = a.alloc(4 * rb);
+  a.u8(src, bytes.length).set(bytes);
+  ops.k[x4.repack as `repack${string}`](ptr, src, nOut, nIn, scratch);
+  a.release(mark);
+  return { ptr, type, nIn, nOut, rowBytes: rb, x4: true };
+}
+
 /** Rows of `nOut` × `nIn` (ggml {nIn, nOut}) times x. */
 function matvec(w: Float32Array, x: ArrayLike<number>, nIn: number, nOut: number): Float32Array {
   const y = new Float32Array(nOut);
@@ -251,12 +349,14 @@ function argmax(x: Float32Array): number {
 
 /** logits / T, keep the top k (ties at the k-th value kept, as a `< min` mask does), softmax, one draw. */
 export function sample(logits: Float32Array, temperature: number, topK: number | undefined, random: () => number): number {
-  const z = Array.from(logits, (v) => v / temperature);
+  const z = Float64Array.from(logits, (v) => v / temperature);
   let min = -Infinity;
-  if (topK !== undefined && topK > 0 && topK < z.length) min = [...z].sort((a, b) => b - a)[topK - 1];
+  if (topK !== undefined && topK > 0 && topK < z.length) min = z.slice().sort()[z.length - topK]; // numeric typed-array sort
   let max = -Infinity;
   for (const v of z) if (v >= min) max = Math.max(max, v);
-  const p = z.map((v) => (v >= min ? Math.exp(v - max) : 0)), total = p.reduce((a, b) => a + b, 0);
+  const p = z.map((v) => (v >= min ? Math.exp(v - max) : 0));
+  let total = 0;
+  for (const v of p) total += v;
   let r = random() * total;
   for (let i = 0; i < p.length; i++) { r -= p[i]; if (r < 0 && p[i] > 0) return i; }
   for (let i = p.length - 1; i >= 0; i--) if (p[i] > 0) return i;
