@@ -55,7 +55,19 @@ export interface SpeechOutFiles {
   headWeightType?: GgmlTypeName;
 }
 
+/** Conv-state snapshot after the first `pos` prompt positions (the KV cache is cut back by position). */
+interface PrefixCheckpoint { pos: number; conv: Float32Array[] }
+
+/** The backbone state kept between calls: the prompt positions it holds and checkpoints inside them. */
+interface PrefixCache { state: Lfm2State; ids: number[]; checkpoints: PrefixCheckpoint[]; busy: boolean }
+
+const MAX_PREFIX_CHECKPOINTS = 8;
+
 export class SpeechOut {
+  private cache: PrefixCache | null = null;
+  /** Prompt positions of the last call taken from the cache and computed (for tests and benchmarks). */
+  lastPrefill = { reused: 0, computed: 0 };
+
   constructor(private fwd: Lfm2Forward, private tok: Tokenizer, readonly head: AudioHead, readonly detok: AudioDetokenizer,
     private media: MediaResolver | undefined = undefined, readonly interleave = { text: 6, audio: 12 }) {
     if (head.backboneDim !== fwd.cfg.hiddenSize) {
@@ -70,6 +82,52 @@ export class SpeechOut {
     if (engine) head.useEngine(await engine(concat8(head.engineGguf(files.headWeightType ?? "Q8_0"))));
     const detok = new AudioDetokenizer(detokBackbone, readCodeEmbeddings(files.vocoder).table);
     return new SpeechOut(fwd, tok, head, detok, media);
+  }
+
+  /** The kept state if free (re-made when too small), marked busy; null while another call holds it. */
+  private takeCache(ctx: number): PrefixCache | null {
+    let c = this.cache;
+    if (c?.busy) return null;
+    if (!c || c.state.capacity < ctx) {
+      if (c) this.fwd.releaseState(c.state);
+      this.cache = null; // allocState may throw: never keep a released state
+      const state = this.fwd.allocState(ctx);
+      this.fwd.clearState(state);
+      this.cache = c = { state, ids: [], checkpoints: [], busy: false };
+    }
+    c.busy = true;
+    return c;
+  }
+
+  /**
+   * Run `ids` through the backbone into `state`, resuming from the cache's longest checkpointed prefix of them.
+   * Checkpoints are taken before each turn (`<|im_start|>`) and at the end, so every speak() with the same
+   * system prompt resumes after the system turn, and a repeated prompt after all of it. Returns ids.length.
+   */
+  private prefill(ids: number[], state: Lfm2State, cache: PrefixCache | null): number {
+    const f = this.fwd;
+    let pos = 0;
+    if (cache) {
+      let common = 0;
+      while (common < ids.length && common < cache.ids.length && ids[common] === cache.ids[common]) common++;
+      const cp = [...cache.checkpoints].reverse().find((c) => c.pos <= common);
+      if (cp) { f.restoreConv(state, cp.conv); pos = cp.pos; } else f.clearState(state);
+      cache.ids = ids.slice(0, pos);
+      cache.checkpoints = cache.checkpoints.filter((c) => c.pos <= pos);
+    } else f.clearState(state);
+    this.lastPrefill = { reused: pos, computed: ids.length - pos };
+    const turn = this.tok.tokenId("<|im_start|>");
+    const stops = ids.flatMap((id, i) => (i > pos && id === turn ? [i] : []));
+    stops.push(ids.length);
+    for (const stop of stops) {
+      for (; pos < stop; pos = Math.min(pos + f.maxTok, stop)) f.step(ids.slice(pos, Math.min(pos + f.maxTok, stop)), pos, state, "none");
+      if (!cache || pos === 0 || cache.checkpoints.some((c) => c.pos === pos)) continue;
+      cache.ids = ids.slice(0, pos);
+      cache.checkpoints.push({ pos, conv: f.snapshotConv(state) });
+      // keep the earliest (the system turn every call shares) and the latest
+      if (cache.checkpoints.length > MAX_PREFIX_CHECKPOINTS) cache.checkpoints.splice(1, 1);
+    }
+    return pos;
   }
 
   /** Prompt ids of a conversation (audio parts through the speech-in encoder when loaded), ending in the assistant header. */
@@ -92,18 +150,16 @@ export class SpeechOut {
     if (ids.length + maxTokens > ctx) throw new Lfm2Error("CONTEXT_OVERFLOW", `prompt ${ids.length} + ${maxTokens} new positions exceed the context of ${ctx}`);
     const rand = mulberry32(opts.seed ?? 0);
     const audioT = opts.audioTemperature ?? 0.8, audioK = opts.audioTopK ?? (mode === "interleaved" ? 4 : 64);
-    const state: Lfm2State = f.allocState(ctx);
+    // a call overlapping another (two streams pulled in turn) gets a state of its own instead of the cache
+    const cache = this.takeCache(ctx), state = cache?.state ?? f.allocState(ctx);
     const stream = this.detok.stream();
     const textIds: number[] = [], pcm: Float32Array[] = [], codes: Int32Array[] = [];
     let shown = "", finish: "stop" | "length" = "length";
     try {
-      f.clearState(state);
       let audio = startAudio;
       let left = mode === "interleaved" ? this.interleave.text : Infinity, textDone = false;
       // prefill all but the last prompt position, which is evaluated by the first loop step
-      let pos = 0;
-      for (; pos < ids.length - 1; pos += f.maxTok) f.step(ids.slice(pos, Math.min(pos + f.maxTok, ids.length - 1)), pos, state, "none");
-      pos = ids.length - 1;
+      let pos = this.prefill(ids.slice(0, ids.length - 1), state, cache);
       let input: StepInput = [ids[ids.length - 1]];
       for (let n = 0; n < maxTokens; n++) {
         if (opts.signal?.aborted) throw new Lfm2Error("ABORTED", "speech generation aborted");
@@ -145,9 +201,13 @@ export class SpeechOut {
       }
       const tail = stream.end();
       if (tail.length) { pcm.push(tail); yield { type: "audio", pcm: tail, sampleRate: AUDIO_OUT_RATE, frame: codes.length - 1, codes: codes[codes.length - 1] }; }
+    } catch (e) {
+      if (cache) { cache.ids = []; cache.checkpoints = []; } // a step may have stopped half-way: trust nothing
+      throw e;
     } finally {
       stream.dispose();
-      f.releaseState(state);
+      if (cache) cache.busy = false;
+      else f.releaseState(state);
     }
     return { text: this.tok.decode(textIds), pcm: concat(pcm), sampleRate: AUDIO_OUT_RATE, codes, finishReason: finish };
   }
