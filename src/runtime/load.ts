@@ -24,7 +24,9 @@ import { encoderConfigJson, encoderParts, readSentenceTransformersFolder } from 
 import { VisionLanguage } from "../models/lfm2vl/vlm.js";
 import { MediaRows } from "../models/media.js";
 import { AudioLanguage } from "../models/lfm2audio/speech.js";
-import { loadAudioMmproj } from "../models/lfm2audio/encoder.js";
+import { loadAudioMmproj, type AudioEncoder, type AudioEncoderLoadOptions } from "../models/lfm2audio/encoder.js";
+import { loadHfAudio } from "../models/lfm2audio/hf.js";
+import { lfm2AudioCheckpoint } from "../models/lfm2audio/hf-checkpoint.js";
 import { loadVisionEncoder } from "../models/lfm2vl/encoder.js";
 import type { Lfm2VlImageOptions } from "../models/lfm2vl/preprocess.js";
 import type { VisionEncoder, VisionLoadOptions } from "../models/lfm2vl/encoder.js";
@@ -43,6 +45,8 @@ interface Resolved {
   retrieval?: RetrievalConfig;
   /** An LFM2-VL checkpoint: its vision tower (read from the same safetensors) and processor options. */
   vision?: { load(tok: Tokenizer, o: VisionLoadOptions): Promise<VisionEncoder>; imageOptions: Lfm2VlImageOptions };
+  /** An LFM2-Audio checkpoint: its speech-in encoder (read from the same safetensors). */
+  audio?: { load(o: AudioEncoderLoadOptions): Promise<AudioEncoder> };
 }
 
 const asJson = (v: Record<string, unknown> | string | undefined, what: string): Record<string, any> | undefined => {
@@ -102,9 +106,11 @@ async function resolveInput(input: ModelInput, opts: LoadOptions): Promise<Resol
     const cfgJson = asJson(hf.config, "config.json")!;
     const tokJson = asJson(hf.tokenizer, "tokenizer.json");
     const tokCfg = asJson(hf.tokenizerConfig, "tokenizer_config.json");
+    // LFM2-Audio: the text tower under lfm.* (beside the speech-in encoder), or the LFM2.5 detokenizer's backbone
+    const audioHf = lfm2AudioCheckpoint(cfgJson);
     const parts = Array.isArray(hf.safetensors)
       ? await Promise.all(hf.safetensors.map((p) => openSource(p, signal, { readTimeoutMs }))) : undefined;
-    const sharded = parts ? await openSafetensorsShards(parts, signal) : undefined;
+    const sharded = parts ? await openSafetensorsShards(parts, signal, audioHf?.rename) : undefined;
     const trunk = sharded?.src ?? await openSource(hf.safetensors as SourceInput, signal, { readTimeoutMs });
     // a retrieval encoder: the Dense module's file follows the trunk's bytes, its tensors named dense_2.*
     const enc = await encoderParts(trunk, hf, cfgJson, (s) => openSource(s, signal, { readTimeoutMs }), signal);
@@ -114,12 +120,13 @@ async function resolveInput(input: ModelInput, opts: LoadOptions): Promise<Resol
       imageOptions: lfm2VlImageOptions(cfgJson, preJson),
       load: (tok: Tokenizer, o: VisionLoadOptions) => { checkImageToken(cfgJson, tok); return loadHfVision(parts ?? [trunk], cfgJson, preJson, o); },
     } : undefined;
+    const audio = audioHf?.speechIn ? { load: (o: AudioEncoderLoadOptions) => loadHfAudio(parts ?? [trunk], cfgJson, o) } : undefined;
     return {
-      src: enc?.src ?? trunk, format: "safetensors", retrieval: enc?.retrieval, vision,
+      src: enc?.src ?? trunk, format: "safetensors", retrieval: enc?.retrieval, vision, audio,
       parse(prefix, size) {
-        const f = sharded?.file ?? parseSafetensors(prefix, enc ? trunk.size : size);
+        const f = sharded?.file ?? parseSafetensors(prefix, enc ? trunk.size : size, audioHf?.rename);
         const metadata = new Map<string, GgufValue>(Object.entries(f.metadata));
-        const config = configFromHf(encoderConfigJson(vl ? lfm2VlTextConfig(cfgJson) : cfgJson));
+        const config = audioHf?.config ?? configFromHf(encoderConfigJson(vl ? lfm2VlTextConfig(cfgJson) : cfgJson));
         return enc ? { tensors: [...f.tensors, ...enc.tensors], metadata, config: enc.config(config, cfgJson) } : { tensors: f.tensors, metadata, config };
       },
       tokenizer: () => (tokJson ? Tokenizer.fromHfJson(tokJson, tokCfg) : null),
@@ -248,19 +255,20 @@ export async function loadModel(input: ModelInput, options: LoadOptions = {}): P
     }
   }
   let vision: VisionLanguage | null = null, audio: AudioLanguage | null = null, media: MediaRows | null = null;
-  if (opts.mmproj !== undefined || r.vision) {
+  if (opts.mmproj !== undefined || r.vision || r.audio) {
     if (!tokenizer) throw new Lfm2Error("BAD_INPUT", "an mmproj needs a text model with a tokenizer");
     media = new MediaRows(fwd);
-    // an LFM2-VL HF checkpoint carries its vision tower (an explicit mmproj replaces it)
-    const audioEncoder = opts.mmproj === undefined ? null : await loadAudioMmproj(opts.mmproj, { ...opts, threads });
-    if (opts.mmproj === undefined) {
+    // an LFM2-VL / LFM2-Audio HF checkpoint carries its vision tower / audio encoder (an explicit mmproj replaces it)
+    const audioEncoder = opts.mmproj === undefined ? (await r.audio?.load({ ...opts, threads })) ?? null
+      : await loadAudioMmproj(opts.mmproj, { ...opts, threads });
+    if (opts.mmproj === undefined && r.vision) {
       const encoder = await r.vision!.load(tokenizer, { ...opts, threads });
       const imageOptions = { ...r.vision!.imageOptions, ...opts.imageOptions };
       try { vision = new VisionLanguage(encoder, media, tokenizer, imageOptions); } catch (e) { encoder.dispose(); throw e; }
     } else if (audioEncoder) {
       try { audio = new AudioLanguage(audioEncoder, media); } catch (e) { audioEncoder.dispose(); throw e; }
     } else {
-      const encoder = await loadVisionEncoder(opts.mmproj, { ...opts, threads });
+      const encoder = await loadVisionEncoder(opts.mmproj!, { ...opts, threads });
       try { vision = new VisionLanguage(encoder, media, tokenizer, opts.imageOptions); } catch (e) { encoder.dispose(); throw e; }
     }
   }

@@ -11,7 +11,7 @@ import { roundToF16 } from "../../formats/fp16.js";
 import type { PlacedTensors } from "../../core/tensor-spec.js";
 import { Lfm2Error, throwIfAborted } from "../../errors.js";
 import { NeedMoreBytes, parseGguf, type TensorInfo, type GgufValue } from "../../formats/gguf.js";
-import { openSource, streamSource, type ProgressCallback, type SourceInput } from "../../io/source.js";
+import { openSource, streamSource, type ByteSource, type ProgressCallback, type SourceInput } from "../../io/source.js";
 import { planWeights } from "../../graph/placement.js";
 import { toMono16k, type AudioInput } from "../../audio/input.js";
 import { logMelSpectrogram, type LogMel } from "../../audio/mel.js";
@@ -36,6 +36,19 @@ export interface AudioEmbeddings {
   rows: Float32Array[];
   /** Mel frames the clip produced (10 ms each). */
   melFrames: number;
+}
+
+export interface AudioWeightsHeader { tensors: TensorInfo[]; metadata: Map<string, GgufValue>; config: AudioEncoderConfig }
+
+/** Where an encoder's weights stream from: the file, its header parser, and optional byte rewriting. */
+export interface AudioWeightsSource {
+  src: ByteSource;
+  /** The header from a prefix of the file; undefined while more bytes are needed. */
+  parse(prefix: Uint8Array): AudioWeightsHeader | undefined;
+  /** Wraps the placement sink (tensors whose bytes need rearranging on the way in). */
+  wrapSink?(h: AudioWeightsHeader, sink: (offset: number, bytes: Uint8Array) => void): (offset: number, bytes: Uint8Array) => void;
+  /** After the last byte: emit tensors derived from several file tensors (placed at offsets past the file). */
+  afterStream?(h: AudioWeightsHeader, sink: (offset: number, bytes: Uint8Array) => void): void;
 }
 
 interface Layer {
@@ -95,30 +108,40 @@ export class AudioEncoder {
   static async load(input: SourceInput, opts: AudioEncoderLoadOptions = {}): Promise<AudioEncoder> {
     throwIfAborted(opts.signal);
     const src = await openSource(input, opts.signal);
-    let threads = Math.max(1, Math.floor(opts.threads ?? 1));
-    if (threads > 1 && !canShareMemory()) threads = 1;
-    const shared = threads > 1;
-    const modulePromise = compileVariant(chooseVariant(shared, opts), opts);
-    interface Header { tensors: TensorInfo[]; metadata: Map<string, GgufValue>; config: AudioEncoderConfig }
-    let plan: ReturnType<typeof planWeights> | undefined;
-    let shard: Shard | undefined;
-    const header = await streamSource<Header>(src, (prefix) => {
+    return AudioEncoder.loadWeights({ src, parse(prefix) {
       try {
         const f = parseGguf(prefix, src.size);
         return { tensors: f.tensors, metadata: f.metadata, config: audioConfigFromGguf(f.metadata, f.tensors) };
       } catch (e) { if (e instanceof NeedMoreBytes) return undefined; throw e; }
-    }, (h, offset, bytes) => {
+    } }, opts);
+  }
+
+  /** Load from any weight layout that names its tensors as the mmproj does (hf.ts: the Hugging Face checkpoint). */
+  static async loadWeights(w: AudioWeightsSource, opts: AudioEncoderLoadOptions = {}): Promise<AudioEncoder> {
+    throwIfAborted(opts.signal);
+    const src = w.src;
+    let threads = Math.max(1, Math.floor(opts.threads ?? 1));
+    if (threads > 1 && !canShareMemory()) threads = 1;
+    const shared = threads > 1;
+    const modulePromise = compileVariant(chooseVariant(shared, opts), opts);
+    let plan: ReturnType<typeof planWeights> | undefined;
+    let shard: Shard | undefined;
+    let sink: ((offset: number, bytes: Uint8Array) => void) | undefined;
+    const header = await streamSource<AudioWeightsHeader>(src, w.parse, (h, offset, bytes) => {
       if (!plan) {
         const specs = audioTensorSpecs(h.config);
         const total = h.tensors.reduce((a, t) => a + t.byteLength, 0);
         shard = Shard.create(0, total * 1.1 + (64 << 20), shared);
         plan = planWeights(specs, h.tensors, () => shard!.arena);
+        sink = w.wrapSink ? w.wrapSink(h, plan.sink) : plan.sink;
       }
-      plan.sink(offset, bytes);
+      sink!(offset, bytes);
     }, { signal: opts.signal, onProgress: opts.onProgress });
+    if (!plan) throw new Lfm2Error("TRUNCATED", `${src.name} holds no audio encoder weights`);
+    w.afterStream?.(header, plan.sink);
     const module = await modulePromise;
     await shard!.instantiate(module);
-    const placed = plan!.finish(() => shard!.kernels);
+    const placed = plan.finish(() => shard!.kernels);
     const c = header.config;
     shard!.initOps(Math.max(c.subChannels * (c.nMel / 8), 2 * c.dModel, c.ffDim, c.adapterHidden, c.outDim), CHUNK);
     if (threads > 1) {
