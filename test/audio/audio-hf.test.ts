@@ -68,7 +68,8 @@ describe("LFM2-Audio speech in from the Hugging Face layout", () => {
   });
 
   it("chat with an audio part gives the same greedy text", async () => {
-    const messages: ChatMessage[] = [{ role: "user", content: [{ type: "text", text: "What is said?" }, { type: "audio", audio: { samples: tones(0.8), sampleRate: 16000 } }] }];
+    const audio = { samples: tones(0.8), sampleRate: 16000 };
+    const messages: ChatMessage[] = [{ role: "user", content: [{ type: "text", text: "What is said?" }, { type: "audio", audio }] }];
     const a = await gguf.chat(messages, { maxTokens: 6, temperature: 0 });
     const b = await hf.chat(messages, { maxTokens: 6, temperature: 0 });
     expect(b.text).toBe(a.text);

@@ -15,7 +15,9 @@ export interface Lfm2AudioCheckpoint {
 
 /** The LFM2-Audio reading of a config.json, or undefined for any other model. */
 export function lfm2AudioCheckpoint(j: Record<string, any>): Lfm2AudioCheckpoint | undefined {
-  if (isLfm2AudioDetokenizerConfig(j)) return { rename: detokenizerTensorName, config: detokenizerConfigFromHf(j), speechIn: false };
+  if (isLfm2AudioDetokenizerConfig(j)) {
+    return { rename: detokenizerTensorName, config: detokenizerConfigFromHf(j), speechIn: false };
+  }
   if (isLfm2AudioConfig(j)) return { rename: lfm2AudioTextName, config: configFromHf(lfm2AudioTextConfig(j)), speechIn: true };
   return undefined;
 }

@@ -40,7 +40,9 @@ const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null 
 
 /** The text tower's config: the `lfm` section (an Lfm2Config; model_type "lfm2" unless it says otherwise). */
 export function lfm2AudioTextConfig(j: Json): Json {
-  if (!isObject(j.lfm)) throw new Lfm2Error("BAD_METADATA", "LFM2-Audio config.json has no `lfm` object (the text tower's config)");
+  if (!isObject(j.lfm)) {
+    throw new Lfm2Error("BAD_METADATA", "LFM2-Audio config.json has no `lfm` object (the text tower's config)");
+  }
   return { model_type: "lfm2", ...j.lfm };
 }
 
@@ -59,7 +61,9 @@ const LAYER: Record<string, string> = {
 };
 const LAYER_HF = Object.fromEntries(Object.entries(LAYER).map(([k, v]) => [v, k]));
 /** BatchNorm parts, kept under names no spec has: the sink folds them into conv_norm.{weight,bias}. */
-const BATCH_NORM: Record<string, string> = { weight: "bn_weight", bias: "bn_bias", running_mean: "bn_mean", running_var: "bn_var" };
+const BATCH_NORM: Record<string, string> = {
+  weight: "bn_weight", bias: "bn_bias", running_mean: "bn_mean", running_var: "bn_var",
+};
 
 /** HF LFM2-Audio encoder/adapter tensor name → its mmproj name (undefined: not one the encoder reads). */
 export function hfAudioName(name: string): string | undefined {
@@ -99,7 +103,9 @@ function audioHfName(name: string): string | undefined {
 }
 
 const positiveInt = (v: unknown, what: string): number => {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 1) throw new Lfm2Error("BAD_METADATA", `LFM2-Audio config ${what} is ${JSON.stringify(v)}`);
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 1) {
+    throw new Lfm2Error("BAD_METADATA", `LFM2-Audio config ${what} is ${JSON.stringify(v)}`);
+  }
   return v;
 };
 
@@ -113,20 +119,27 @@ export function audioConfigFromHf(j: Json, tensors: TensorInfo[]): AudioEncoderC
   const text = lfm2AudioTextConfig(j);
   const want = (key: string, value: unknown, dflt: unknown) => {
     const v = e[key] ?? dflt;
-    if (v !== value) throw new Lfm2Error("UNSUPPORTED_ARCH", `encoder.${key} is ${JSON.stringify(v)}; only ${JSON.stringify(value)} is supported`);
+    if (v !== value) {
+      throw new Lfm2Error("UNSUPPORTED_ARCH",
+        `encoder.${key} is ${JSON.stringify(v)}; only ${JSON.stringify(value)} is supported`);
+    }
   };
   want("subsampling", "dw_striding", "dw_striding");
   want("subsampling_factor", 8, 8);
   want("self_attention_model", "rel_pos", "rel_pos");
   want("conv_norm_type", "batch_norm", "batch_norm");
   const dModel = positiveInt(e.d_model, "encoder.d_model");
-  if (dModel !== 512) throw new Lfm2Error("SHAPE_MISMATCH", `encoder.d_model must be 512 (the relative-position width), got ${dModel}`);
+  if (dModel !== 512) {
+    throw new Lfm2Error("SHAPE_MISMATCH", `encoder.d_model must be 512 (the relative-position width), got ${dModel}`);
+  }
   // feat_out > 0 adds conformer.out_proj, which llama.cpp's graph does not have
   if (e.feat_out !== undefined && e.feat_out !== null && e.feat_out > 0 && e.feat_out !== dModel) {
     throw new Lfm2Error("UNSUPPORTED_ARCH", `encoder.feat_out ${e.feat_out} (an output projection) is not supported`);
   }
   const nHeads = positiveInt(e.n_heads, "encoder.n_heads");
-  if (dModel % nHeads !== 0) throw new Lfm2Error("BAD_METADATA", `encoder.n_heads ${nHeads} does not divide d_model ${dModel}`);
+  if (dModel % nHeads !== 0) {
+    throw new Lfm2Error("BAD_METADATA", `encoder.n_heads ${nHeads} does not divide d_model ${dModel}`);
+  }
   const nMel = positiveInt(e.feat_in, "encoder.feat_in");
   if (nMel % 8 !== 0) throw new Lfm2Error("BAD_METADATA", `encoder.feat_in ${nMel} is not a multiple of 8`);
   const features = j.preprocessor?.features;
@@ -134,9 +147,13 @@ export function audioConfigFromHf(j: Json, tensors: TensorInfo[]): AudioEncoderC
     throw new Lfm2Error("BAD_METADATA", `preprocessor.features ${features} differs from encoder.feat_in ${nMel}`);
   }
   const nLayers = e.n_layers;
-  if (!Number.isInteger(nLayers) || nLayers < 0 || nLayers > 256) throw new Lfm2Error("BAD_METADATA", `encoder.n_layers is ${JSON.stringify(nLayers)}`);
+  if (!Number.isInteger(nLayers) || nLayers < 0 || nLayers > 256) {
+    throw new Lfm2Error("BAD_METADATA", `encoder.n_layers is ${JSON.stringify(nLayers)}`);
+  }
   const subChannels = positiveInt(e.subsampling_conv_channels, "encoder.subsampling_conv_channels");
-  if (subChannels % 4 !== 0) throw new Lfm2Error("SHAPE_MISMATCH", `subsampling channels ${subChannels} are not a multiple of 4`);
+  if (subChannels % 4 !== 0) {
+    throw new Lfm2Error("SHAPE_MISMATCH", `subsampling channels ${subChannels} are not a multiple of 4`);
+  }
   const byName = new Map(tensors.map((t) => [t.name, t]));
   // FFN and adapter widths from the weights (liquid-audio: d_model·ff_expansion_factor and the text width)
   const rows = (name: string, hf: string) => {
@@ -144,14 +161,17 @@ export function audioConfigFromHf(j: Json, tensors: TensorInfo[]): AudioEncoderC
     if (!t) throw new Lfm2Error("MISSING_TENSOR", `checkpoint lacks ${hf}`);
     return t.shape[t.shape.length - 1];
   };
-  const ffDim = nLayers > 0 ? rows("a.blk.0.ffn_up.weight", "conformer.layers.0.feed_forward1.linear1.weight") : dModel * (e.ff_expansion_factor ?? 4);
+  const ffDim = nLayers > 0 ? rows("a.blk.0.ffn_up.weight", "conformer.layers.0.feed_forward1.linear1.weight")
+    : dModel * (e.ff_expansion_factor ?? 4);
   if (e.ff_expansion_factor !== undefined && ffDim !== dModel * e.ff_expansion_factor) {
-    throw new Lfm2Error("SHAPE_MISMATCH", `feed_forward1.linear1 has ${ffDim} rows, encoder.ff_expansion_factor implies ${dModel * e.ff_expansion_factor}`);
+    throw new Lfm2Error("SHAPE_MISMATCH",
+      `feed_forward1.linear1 has ${ffDim} rows, encoder.ff_expansion_factor implies ${dModel * e.ff_expansion_factor}`);
   }
   if (ffDim % 4 !== 0) throw new Lfm2Error("SHAPE_MISMATCH", `FFN width ${ffDim} is not a multiple of 4`);
   const outDim = positiveInt(text.hidden_size, "lfm.hidden_size");
   return {
-    dModel, nLayers, nHeads, ffDim, nMel, subChannels, convKernel: positiveInt(e.conv_kernel_size ?? 9, "encoder.conv_kernel_size"),
+    dModel, nLayers, nHeads, ffDim, nMel, subChannels,
+    convKernel: positiveInt(e.conv_kernel_size ?? 9, "encoder.conv_kernel_size"),
     adapterHidden: rows("mm.a.mlp.1.weight", "audio_adapter.model.1.weight"), outDim, posRows: 1,
   };
 }
@@ -177,7 +197,9 @@ function audioHeader(tensors: TensorInfo[], metadata: Record<string, string>, j:
         const name = `a.blk.${bn[1]}.${BATCH_NORM[part]}`, t = byName.get(name);
         const hf = `conformer.layers.${bn[1]}.conv.batch_norm.${part}`;
         if (!t) throw new Lfm2Error("MISSING_TENSOR", `checkpoint lacks ${hf}`);
-        if (nonUnit(t.shape).join() !== String(d)) throw new Lfm2Error("SHAPE_MISMATCH", `${hf} has shape ${torchShape(t.shape)}, expected [${d}]`);
+        if (nonUnit(t.shape).join() !== String(d)) {
+          throw new Lfm2Error("SHAPE_MISMATCH", `${hf} has shape ${torchShape(t.shape)}, expected [${d}]`);
+        }
       }
       const l = Number(bn[1]), k = bn[2] === "weight" ? 0 : 1;
       out.push({ name: spec.name, shape: [d], type: GGML.F32, offset: fileEnd + (2 * l + k) * 4 * d, byteLength: 4 * d });
@@ -187,7 +209,8 @@ function audioHeader(tensors: TensorInfo[], metadata: Record<string, string>, j:
     const hf = audioHfName(spec.name) ?? spec.name;
     if (!t) throw new Lfm2Error("MISSING_TENSOR", `checkpoint lacks ${hf}`);
     if (nonUnit(t.shape).join() !== nonUnit(spec.shape).join()) {
-      throw new Lfm2Error("SHAPE_MISMATCH", `${hf} has shape ${torchShape(t.shape)}, the config implies ${torchShape(spec.shape)}`);
+      throw new Lfm2Error("SHAPE_MISMATCH",
+        `${hf} has shape ${torchShape(t.shape)}, the config implies ${torchShape(spec.shape)}`);
     }
     t.shape = [...spec.shape];
   }
@@ -211,7 +234,9 @@ function batchNormGatherer(h: AudioWeightsHeader) {
   };
   const values = (name: string): Float32Array => {
     const t = h.tensors.find((x) => x.name === name)!;
-    if (seen.get(name) !== t.byteLength) throw new Lfm2Error("TRUNCATED", `the batch-norm tensor ${name} was not read whole`);
+    if (seen.get(name) !== t.byteLength) {
+      throw new Lfm2Error("TRUNCATED", `the batch-norm tensor ${name} was not read whole`);
+    }
     const n = t.byteLength / t.type.blockBytes, b = bufs.get(name)!;
     return t.type === GGML.F32 ? new Float32Array(b.buffer, b.byteOffset, n) : dequantizeTensor(t.type, b, n);
   };
@@ -234,14 +259,17 @@ export function foldBatchNorm(w: Float32Array, bias: Float32Array, mean: Float32
  * The audio encoder + adapter of an LFM2-Audio checkpoint, streamed from its safetensors file (or the parts of a
  * sharded one, in order); the text tower and audio-out tensors in the same file are skipped.
  */
-export async function loadHfAudio(parts: ByteSource[], config: Json, opts: AudioEncoderLoadOptions = {}): Promise<AudioEncoder> {
+export async function loadHfAudio(parts: ByteSource[], config: Json,
+  opts: AudioEncoderLoadOptions = {}): Promise<AudioEncoder> {
   let gather: ReturnType<typeof batchNormGatherer> | undefined;
-  const wrapSink = (h: AudioWeightsHeader, sink: (offset: number, bytes: Uint8Array) => void) => (gather ??= batchNormGatherer(h)).wrap(sink);
-  const afterStream = (h: AudioWeightsHeader, sink: (offset: number, bytes: Uint8Array) => void) => {
+  type Sink = (offset: number, bytes: Uint8Array) => void;
+  const wrapSink = (h: AudioWeightsHeader, sink: Sink) => (gather ??= batchNormGatherer(h)).wrap(sink);
+  const afterStream = (h: AudioWeightsHeader, sink: Sink) => {
     const g = gather!;
     for (let l = 0; l < h.config.nLayers; l++) {
       const p = `a.blk.${l}.`;
-      const { scale, shift } = foldBatchNorm(g.values(`${p}bn_weight`), g.values(`${p}bn_bias`), g.values(`${p}bn_mean`), g.values(`${p}bn_var`));
+      const [w, b, mean, variance] = ["weight", "bias", "mean", "var"].map((k) => g.values(`${p}bn_${k}`));
+      const { scale, shift } = foldBatchNorm(w, b, mean, variance);
       for (const [name, v] of [[`${p}conv_norm.weight`, scale], [`${p}conv_norm.bias`, shift]] as const) {
         sink(h.tensors.find((t) => t.name === name)!.offset, new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
       }
@@ -273,7 +301,9 @@ export interface HfAudioWriteOptions {
 }
 
 function f32Values(file: Uint8Array, t: TensorInfo): Float32Array {
-  if (t.type !== GGML.F32) throw new Lfm2Error("UNSUPPORTED_TYPE", `the HF writer needs F32 tensors; ${t.name} is ${t.type.name}`);
+  if (t.type !== GGML.F32) {
+    throw new Lfm2Error("UNSUPPORTED_TYPE", `the HF writer needs F32 tensors; ${t.name} is ${t.type.name}`);
+  }
   return new Float32Array(file.slice(t.offset, t.offset + t.byteLength).buffer);
 }
 
@@ -316,7 +346,8 @@ export function hfLfm2ConfigJson(c: Lfm2Config): Json {
  * (all F32): names, shapes and layouts as liquid-audio's LFM2AudioModel checkpoint stores them — the inverse of
  * the converter's transforms (batch norm unfolded with mean 0 and a variance whose scale is exactly ½).
  */
-export function lfm2AudioHfFolder(textGguf: Uint8Array, mmproj: Uint8Array, opts: HfAudioWriteOptions = {}): Map<string, Uint8Array | string> {
+export function lfm2AudioHfFolder(textGguf: Uint8Array, mmproj: Uint8Array,
+  opts: HfAudioWriteOptions = {}): Map<string, Uint8Array | string> {
   const dtype = opts.dtype ?? "F32";
   const text = parseGguf(textGguf), mm = parseGguf(mmproj);
   const tc = configFromGguf(text.metadata), ac = audioConfigFromGguf(mm.metadata, mm.tensors);
@@ -326,7 +357,8 @@ export function lfm2AudioHfFolder(textGguf: Uint8Array, mmproj: Uint8Array, opts
     const bad = opts.reshape?.[name];
     if (bad) { shape = bad; values = new Float32Array(bad.reduce((a, b) => a * b, 1)); }
     const d = shape.filter((x) => x > 1).length < 2 ? "F32" : dtype;
-    out.push({ name, dtype: d, shape, data: quantizeTensor(d === "F32" ? GGML.F32 : GGML.BF16, values, shape[shape.length - 1]) });
+    const data = quantizeTensor(d === "F32" ? GGML.F32 : GGML.BF16, values, shape[shape.length - 1]);
+    out.push({ name, dtype: d, shape, data });
   };
   const variance = varianceForScaleTwo(), d = ac.dModel;
   for (const t of mm.tensors) {
