@@ -20,3 +20,4 @@ export { conv2dS2, gluSigmoid, depthwiseConv1dBnSilu, relPosAttention, relPosAtt
 export { Q4_0X4_REC, Q8_0X4_REC } from "./matmul-x4";
 export { Q4K_REC, Q6K_REC } from "./matmul-kx4";
 export { Q5K_REC } from "./matmul-k5x4";
+export { matmulF32Strided, eluF32, addRows, ringAttention } from "./conv1d";

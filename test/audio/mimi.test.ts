@@ -1,0 +1,88 @@
+// Mimi decoder (LFM2-Audio-1.5B speech out) against an independent PyTorch reference (scripts/reference/mimi_ref.py,
+// F.conv1d / conv_transpose1d / layer_norm / softmax attention following moshi's source) on synthetic weights of the
+// real shapes; chunked (streaming) decoding against a whole decode; the transformers layout against moshi's; errors.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { MimiDecoder, MIMI_SAMPLES_PER_FRAME } from "../../src/models/lfm2audio/mimi.js";
+import { syntheticMimiSafetensors, TINY_MIMI_SHAPE } from "../../src/models/lfm2audio/synthetic-mimi.js";
+import { mulberry32 } from "../../src/models/synthetic.js";
+import { encodeSafetensors } from "../../src/formats/safetensors-writer.js";
+
+const python = ["/usr/bin/python3", "python3"].find((py) => {
+  try { execFileSync(py, ["-c", "import torch, numpy"], { stdio: "ignore" }); return true; } catch { return false; }
+});
+const dir = mkdtempSync(join(tmpdir(), "mimi-"));
+const cat = (parts: Uint8Array[]) => new Uint8Array(Buffer.concat(parts));
+const randomCodes = (frames: number, seed: number) => {
+  const r = mulberry32(seed);
+  return Int32Array.from({ length: frames * 8 }, () => Math.floor(r() * 2048));
+};
+const maxAbs = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+const peak = (a: Float32Array) => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+
+describe.skipIf(!python)(`Mimi decoder vs PyTorch (${python ?? "no python with torch: apt-get install python3-torch"})`, () => {
+  it("3 s of random codes, real shapes (moshi layout): PCM within 1e-4 of the reference", async () => {
+    const weights = cat(syntheticMimiSafetensors({ seed: 11 }));
+    const wPath = join(dir, "mimi.safetensors"), cPath = join(dir, "codes.i32"), oPath = join(dir, "ref.f32");
+    writeFileSync(wPath, weights);
+    const frames = 38, codes = randomCodes(frames, 5);
+    writeFileSync(cPath, Buffer.from(codes.buffer));
+    // context 40 (not 250) so the attention window is crossed within the clip (76 transformer steps)
+    execFileSync(python!, [join(__dirname, "../../scripts/reference/mimi_ref.py"), wPath, cPath, String(frames), "8", "8", "40", oPath]);
+    const ref = new Float32Array(readFileSync(oPath).buffer.slice(0));
+    const mimi = await MimiDecoder.load(weights, { context: 40 });
+    const pcm = mimi.decode(codes);
+    expect(pcm.length).toBe(frames * MIMI_SAMPLES_PER_FRAME);
+    expect(ref.length).toBe(pcm.length);
+    const err = maxAbs(pcm, ref);
+    console.log(`mimi vs torch: max abs error ${err.toExponential(2)}, peak ${peak(ref).toFixed(3)}`);
+    expect(peak(ref)).toBeGreaterThan(0.05);
+    expect(err).toBeLessThan(1e-4 * Math.max(1, peak(ref)));
+    // the full window (250) differs from the 40-step one after step 40: the context is in effect
+    const full = await MimiDecoder.load(weights);
+    expect(maxAbs(full.decode(codes).subarray(21 * MIMI_SAMPLES_PER_FRAME), ref.subarray(21 * MIMI_SAMPLES_PER_FRAME))).toBeGreaterThan(1e-3);
+  }, 120_000);
+});
+
+describe("Mimi decoder streaming and layouts", () => {
+  const tiny = cat(syntheticMimiSafetensors({ shape: TINY_MIMI_SHAPE, seed: 3 }));
+  it("frame-by-frame and odd chunks reproduce the whole decode; end() starts a new utterance", async () => {
+    const whole = await MimiDecoder.load(tiny, { maxChunkFrames: 64, context: 10 });
+    const codes = randomCodes(20, 9);
+    const ref = whole.decode(codes);
+    const byFrame = await MimiDecoder.load(tiny, { maxChunkFrames: 3, context: 10 });
+    const s = byFrame.stream();
+    const parts: number[] = [];
+    for (let f = 0; f < 20; f++) parts.push(...s.push(codes.subarray(f * 8, f * 8 + 8)));
+    expect(maxAbs(Float32Array.from(parts), ref)).toBeLessThan(1e-5);
+    const chunked = byFrame.stream();
+    const a = chunked.pushFrames(codes.subarray(0, 7 * 8)), b = chunked.pushFrames(codes.subarray(7 * 8));
+    expect(maxAbs(Float32Array.from([...a, ...b]), ref)).toBeLessThan(1e-5);
+    expect(chunked.end().length).toBe(0);
+    expect(maxAbs(chunked.pushFrames(codes), ref)).toBeLessThan(1e-5);
+  });
+
+  it("the transformers layout (renamed, q/k permuted, in_proj split) decodes as the moshi layout", async () => {
+    const hf = cat(syntheticMimiSafetensors({ shape: TINY_MIMI_SHAPE, seed: 3, layout: "hf" }));
+    const heads = TINY_MIMI_SHAPE.heads, a = await MimiDecoder.load(tiny, { heads }), b = await MimiDecoder.load(hf, { heads });
+    expect(a.layout).toBe("moshi"); expect(b.layout).toBe("hf");
+    const codes = randomCodes(6, 2);
+    expect(maxAbs(a.decode(codes), b.decode(codes))).toBeLessThan(1e-5);
+  });
+
+  it("typed errors: not Mimi, missing codebook, bad shape, bad codes", async () => {
+    const other = cat(encodeSafetensors([{ name: "x", dtype: "F32", shape: [1], data: new Uint8Array(4) }]));
+    await expect(MimiDecoder.load(other)).rejects.toMatchObject({ code: "BAD_INPUT" });
+    await expect(MimiDecoder.load(new Uint8Array(3))).rejects.toMatchObject({ code: "BAD_MAGIC" });
+    await expect(MimiDecoder.load(tiny, { codebooks: 9 })).rejects.toMatchObject({ code: "MISSING_TENSOR" });
+    await expect(MimiDecoder.load(tiny, { heads: 0 })).rejects.toMatchObject({ code: "BAD_INPUT" });
+    await expect(MimiDecoder.load(tiny, { heads: 5 })).rejects.toMatchObject({ code: "SHAPE_MISMATCH" });
+    const m = await MimiDecoder.load(tiny);
+    expect(() => m.decode([1, 2, 3])).toThrow(expect.objectContaining({ code: "BAD_INPUT" }));
+    expect(() => m.decode([0, 0, 0, 0, 0, 0, 0, 2048])).toThrow(expect.objectContaining({ code: "BAD_INPUT" }));
+    expect(() => m.stream().push([0, 0])).toThrow(expect.objectContaining({ code: "BAD_INPUT" }));
+  });
+});
