@@ -74,9 +74,9 @@ describe.skipIf(!python)(`audio head vs PyTorch (${python ?? "no python with tor
     for (let i = 0; i < N; i++) expect(maxAbs(head.frameEmbedding(forced[i]), ref.frame.subarray(i * D, (i + 1) * D))).toBeLessThan(1e-5);
   });
 
-  it.each([["F32", 1e-3], ["Q8_0", 3e-2]] as const)("engine (%s weights and tables): forced-code logits; greedy codes (F32)", async (type, tol) => {
+  it.each([["F32", 1e-3, 1], ["Q8_0", 3e-2, 2]] as const)("engine (%s weights and tables, tolerance %s of the largest logit, %i threads): forced-code logits; greedy codes (F32)", async (type, tol, threads) => {
     const head = loadAudioHead(file);
-    head.useEngine((await loadModel(Buffer.concat(head.engineGguf(type)), { threads: 1, chunkSize: 1 })).forwardPass);
+    head.useEngine((await loadModel(Buffer.concat(head.engineGguf(type)), { threads, chunkSize: 1 })).forwardPass);
     compare(head, tol, `engine ${type}`); // fp16 K/V cache (F32); int8 weights and activations (Q8_0)
     // Q8_0 may flip a near-tie and then feeds a different code on: codes are compared for F32 only
     if (type === "F32") for (let i = 0; i < N; i++) expect(Array.from(head.sampleFrame(hidden[i]))).toEqual(Array.from(ref.greedy.subarray(i * CB, (i + 1) * CB)));
