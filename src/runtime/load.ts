@@ -289,8 +289,13 @@ export async function loadModel(input: ModelInput, options: LoadOptions = {}): P
   if (r.retrieval) model.retrieval = r.retrieval;
   if (opts.speechOut) {
     if (!tokenizer) throw new Lfm2Error("BAD_INPUT", "speech output needs a text model with a tokenizer");
-    const detok = await loadModel(opts.speechOut.detokenizer, { threads, signal: opts.signal, chunkSize: 8 });
-    model.speech = await SpeechOut.create(media?.forward ?? fwd, tokenizer, detok.forwardPass, opts.speechOut, model.media,
+    const { detokenizer, mimi } = opts.speechOut;
+    // one code decoder: the LFM2.5-Audio detokenizer backbone or Mimi's weights (LFM2-Audio-1.5B)
+    if ((detokenizer === undefined) === (mimi === undefined)) {
+      throw new Lfm2Error("BAD_INPUT", "speechOut takes either detokenizer (LFM2.5-Audio) or mimi (LFM2-Audio-1.5B), not both or neither");
+    }
+    const detok = detokenizer === undefined ? null : await loadModel(detokenizer, { threads, signal: opts.signal, chunkSize: 8 });
+    model.speech = await SpeechOut.create(media?.forward ?? fwd, tokenizer, detok?.forwardPass ?? null, opts.speechOut, model.media,
       async (gguf) => (await loadModel(gguf, { threads, signal: opts.signal, chunkSize: 1 })).forwardPass);
   }
   return model;

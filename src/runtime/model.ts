@@ -49,10 +49,11 @@ export interface LoadOptions extends WasmOptions {
   /** LFM2-VL processor options (min/max_image_tokens, tiling) for every image of this model. */
   imageOptions?: Lfm2VlImageOptions;
   /**
-   * LFM2.5-Audio speech output: the vocoder GGUF bytes (audio head + code embeddings, llama.cpp layout) and the
-   * detokenizer backbone (an lfm2 GGUF with a 1282-wide dense_2 head; docs/lfm2-audio-out.md).
+   * LFM2-Audio speech output: the vocoder GGUF bytes (audio head, + code embeddings for LFM2.5, llama.cpp layout) and
+   * one code decoder — LFM2.5-Audio's detokenizer backbone (an lfm2 GGUF with a 1282-wide dense_2 head) or, for the
+   * original LFM2-Audio-1.5B, `mimi`: the bytes of its Mimi codec safetensors (docs/lfm2-audio-out.md §3, §5).
    */
-  speechOut?: { vocoder: Uint8Array; detokenizer: ModelInput; headWeightType?: GgmlTypeName };
+  speechOut?: { vocoder: Uint8Array; detokenizer?: ModelInput; mimi?: Uint8Array; headWeightType?: GgmlTypeName };
 }
 
 /** A Hugging Face model: config.json + model.safetensors (+ tokenizer files), each as data or a source. */
@@ -121,7 +122,7 @@ export class Model {
   }
 
   private speechOf(): SpeechOut {
-    if (!this.speech) throw new Lfm2Error("BAD_INPUT", "this model has no speech output: load it with { speechOut: { vocoder, detokenizer } }");
+    if (!this.speech) throw new Lfm2Error("BAD_INPUT", "this model has no speech output: load it with { speechOut: { vocoder, detokenizer | mimi } }");
     return this.speech;
   }
 

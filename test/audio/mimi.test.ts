@@ -10,6 +10,9 @@ import { MimiDecoder, MIMI_SAMPLES_PER_FRAME } from "../../src/models/lfm2audio/
 import { syntheticMimiSafetensors, TINY_MIMI_SHAPE } from "../../src/models/lfm2audio/synthetic-mimi.js";
 import { mulberry32 } from "../../src/models/synthetic.js";
 import { encodeSafetensors } from "../../src/formats/safetensors-writer.js";
+import { encodeGguf } from "../../src/formats/gguf-writer.js";
+import { loadModel, syntheticGguf } from "../../src/index.js";
+import { syntheticAudioHead } from "../../src/models/lfm2audio/synthetic-out.js";
 
 const python = ["/usr/bin/python3", "python3"].find((py) => {
   try { execFileSync(py, ["-c", "import torch, numpy"], { stdio: "ignore" }); return true; } catch { return false; }
@@ -84,5 +87,40 @@ describe("Mimi decoder streaming and layouts", () => {
     expect(() => m.decode([1, 2, 3])).toThrow(expect.objectContaining({ code: "BAD_INPUT" }));
     expect(() => m.decode([0, 0, 0, 0, 0, 0, 0, 2048])).toThrow(expect.objectContaining({ code: "BAD_INPUT" }));
     expect(() => m.stream().push([0, 0])).toThrow(expect.objectContaining({ code: "BAD_INPUT" }));
+  });
+});
+
+describe("LFM2-Audio-1.5B speech out through Mimi (loadModel speechOut.mimi)", () => {
+  const shape = { hiddenSize: 64, nLayers: 4, nHeads: 4, nKv: 2, ffDim: 128, attn: [1, 3], vocabSize: 2048 };
+  const textPath = join(dir, "text.gguf");
+  writeFileSync(textPath, Buffer.concat(syntheticGguf({ shape, weightType: "F32", seed: 4 })));
+  const head = syntheticAudioHead({ backboneDim: 64, dim: 256, nLayers: 2, ffDim: 128 });
+  // the 1.5B vocoder file: the audio head only (no LFM2.5 code embeddings)
+  const vocoder = cat(encodeGguf({ "general.alignment": { type: "u32", value: 32 }, ...head.meta }, head.tensors));
+  const mimi = cat(syntheticMimiSafetensors({ shape: TINY_MIMI_SHAPE, seed: 3 }));
+
+  it("speak() → 1920 samples per frame, equal to Mimi decoding the returned codes; streamed chunks = the result", async () => {
+    const m = await loadModel(textPath, { threads: 1, speechOut: { vocoder, mimi } });
+    const events: { pcm: Float32Array }[] = [];
+    const gen = m.speakStream("Hello there", { maxFrames: 6, seed: 3 });
+    let r = await gen.next();
+    while (!r.done) { if (r.value.type === "audio") events.push(r.value); r = await gen.next(); }
+    const res = r.value;
+    const frames = res.codes.filter((c) => c[0] !== 2048);
+    expect(frames.length).toBe(6);
+    expect(res.sampleRate).toBe(24000);
+    expect(res.pcm.length).toBe(6 * MIMI_SAMPLES_PER_FRAME);
+    expect(events[0].pcm.length).toBe(MIMI_SAMPLES_PER_FRAME); // causal: nothing held back
+    expect(Array.from(events.flatMap((e) => Array.from(e.pcm)))).toEqual(Array.from(res.pcm));
+    const direct = (await MimiDecoder.load(mimi)).decode(Int32Array.from(frames.flatMap((c) => Array.from(c))));
+    expect(maxAbs(direct, res.pcm)).toBeLessThan(1e-6);
+    expect(peak(res.pcm)).toBeGreaterThan(0);
+  });
+
+  it("typed errors: both or neither code decoder, a file that is not Mimi", async () => {
+    await expect(loadModel(textPath, { threads: 1, speechOut: { vocoder, mimi, detokenizer: textPath } }))
+      .rejects.toMatchObject({ code: "BAD_INPUT" });
+    await expect(loadModel(textPath, { threads: 1, speechOut: { vocoder } })).rejects.toMatchObject({ code: "BAD_INPUT" });
+    await expect(loadModel(textPath, { threads: 1, speechOut: { vocoder, mimi: vocoder } })).rejects.toMatchObject({ code: "BAD_MAGIC" });
   });
 });

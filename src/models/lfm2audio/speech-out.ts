@@ -11,6 +11,12 @@ import type { ChatMessage } from "../../text/chat-template.js";
 import { renderMediaPrompt, type MediaResolver } from "../../generate/generate.js";
 import { AudioHead, END_OF_AUDIO, loadAudioHead, sample } from "./audio-head.js";
 import { AUDIO_OUT_RATE, AudioDetokenizer, concat, readCodeEmbeddings } from "./detokenizer.js";
+import { MimiDecoder } from "./mimi.js";
+
+/** Codes → 24 kHz samples, frame by frame: LFM2.5-Audio's detokenizer or Mimi (LFM2-Audio-1.5B). */
+export interface CodeDecoder {
+  stream(): { push(codes: ArrayLike<number>): Float32Array; end(): Float32Array; dispose(): void };
+}
 
 /** Text ids of the switches (LFM2 vocabulary; liquid-audio and llama.cpp hard-code them too). */
 export const IM_END = 7, AUDIO_START = 128, TEXT_END = 130;
@@ -51,6 +57,11 @@ export interface SpeechResult {
 export interface SpeechOutFiles {
   /** Vocoder GGUF (llama.cpp convert_vocoder_to_gguf.py layout): the audio head and `emb.emb.weight`. */
   vocoder: Uint8Array;
+  /**
+   * LFM2-Audio-1.5B: its Mimi codec weights (`tokenizer-e351c8d8-checkpoint125.safetensors`, moshi names, or a
+   * transformers `kyutai/mimi` model.safetensors) decode the codes instead of the LFM2.5 detokenizer.
+   */
+  mimi?: Uint8Array;
   /** Weight type of the depthformer on the engine (default Q8_0: about half the F16 time per frame; "F32" keeps the file's values). */
   headWeightType?: GgmlTypeName;
 }
@@ -68,7 +79,7 @@ export class SpeechOut {
   /** Prompt positions of the last call taken from the cache and computed (for tests and benchmarks). */
   lastPrefill = { reused: 0, computed: 0 };
 
-  constructor(private fwd: Lfm2Forward, private tok: Tokenizer, readonly head: AudioHead, readonly detok: AudioDetokenizer,
+  constructor(private fwd: Lfm2Forward, private tok: Tokenizer, readonly head: AudioHead, readonly detok: CodeDecoder,
     private media: MediaResolver | undefined = undefined, readonly interleave = { text: 6, audio: 12 }) {
     if (head.backboneDim !== fwd.cfg.hiddenSize) {
       throw new Lfm2Error("SHAPE_MISMATCH", `the audio head takes ${head.backboneDim}-wide states but the text model's are ${fwd.cfg.hiddenSize}`);
@@ -76,11 +87,14 @@ export class SpeechOut {
   }
 
   /** `engine` loads the depthformer as an lfm2 model on the engine's kernels (else the plain-JS reference runs). */
-  static async create(fwd: Lfm2Forward, tok: Tokenizer, detokBackbone: Lfm2Forward, files: SpeechOutFiles, media?: MediaResolver,
+  static async create(fwd: Lfm2Forward, tok: Tokenizer, detokBackbone: Lfm2Forward | null, files: SpeechOutFiles, media?: MediaResolver,
     engine?: (gguf: Uint8Array) => Promise<Lfm2Forward>): Promise<SpeechOut> {
     const head = loadAudioHead(files.vocoder);
     if (engine) head.useEngine(await engine(concat8(head.engineGguf(files.headWeightType ?? "Q8_0"))));
-    const detok = new AudioDetokenizer(detokBackbone, readCodeEmbeddings(files.vocoder).table);
+    let detok: CodeDecoder;
+    if (files.mimi) detok = await MimiDecoder.load(files.mimi);
+    else if (detokBackbone) detok = new AudioDetokenizer(detokBackbone, readCodeEmbeddings(files.vocoder).table);
+    else throw new Lfm2Error("BAD_INPUT", "speech out needs a detokenizer backbone (LFM2.5-Audio) or Mimi weights (LFM2-Audio-1.5B)");
     return new SpeechOut(fwd, tok, head, detok, media);
   }
 
