@@ -10,7 +10,11 @@ import { TTS_SYSTEM_PROMPT } from "../../src/models/lfm2audio/speech-out.js";
 
 const dir = mkdtempSync(join(tmpdir(), "speech-prefix-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const write = (name: string, chunks: Uint8Array[]) => { const p = join(dir, name); writeFileSync(p, Buffer.concat(chunks)); return p; };
+const write = (name: string, chunks: Uint8Array[]) => {
+  const p = join(dir, name);
+  writeFileSync(p, Buffer.concat(chunks));
+  return p;
+};
 const shape = { hiddenSize: 64, nLayers: 4, nHeads: 4, nKv: 2, ffDim: 128, attn: [1, 3], vocabSize: 2048 };
 const textPath = write("text.gguf", syntheticGguf({ shape, weightType: "F32", seed: 4 }));
 const detokPath = write("detok.gguf", syntheticDetokenizerGguf({ slidingWindow: 30 }));
@@ -51,7 +55,8 @@ describe("speech out: the prompt prefix is kept across calls", () => {
     same(chat, await (await load()).chatAudio([{ role: "user", content: "Hi!" }], { maxTokens: 20 }));
     // two generators pulled in turn: the second finds the kept state busy and takes one of its own
     const ids = await sp.promptIds([{ role: "system", content: TTS_SYSTEM_PROMPT }, { role: "user", content: "Two at once." }]);
-    const a = sp.generate(ids, "sequential", { maxFrames: 3 }, true), b = sp.generate(ids, "sequential", { maxFrames: 3 }, true);
+    const a = sp.generate(ids, "sequential", { maxFrames: 3 }, true);
+    const b = sp.generate(ids, "sequential", { maxFrames: 3 }, true);
     let ra = await a.next(), rb = await b.next();
     while (!ra.done || !rb.done) { if (!ra.done) ra = await a.next(); if (!rb.done) rb = await b.next(); }
     same(ra.value as SpeechResult, rb.value as SpeechResult);

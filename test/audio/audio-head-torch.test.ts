@@ -23,13 +23,20 @@ const file = Buffer.concat(syntheticVocoderGguf(32, 5, spec.tensors, spec.meta))
 const hidden = Array.from({ length: N }, (_, i) => randomTensor(mulberry32(100 + i), D, 1));
 const r = mulberry32(7);
 // forced codes: random, with 2048 (end of audio) fed back once to cover the last row of each table
-const forced = Array.from({ length: N }, (_, i) => Int32Array.from({ length: CB }, (_, c) => (i === 1 && c === 3 ? 2048 : Math.floor(r() * 2048))));
+const forced = Array.from({ length: N }, (_, i) =>
+  Int32Array.from({ length: CB }, (_, c) => (i === 1 && c === 3 ? 2048 : Math.floor(r() * 2048))));
 
-const readF32 = (p: string) => { const b = readFileSync(p); return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length)); };
-const maxAbs = (a: Float32Array, b: Float32Array) => { let m = 0; for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i])); return m; };
+const bytesOf = (p: string) => { const b = readFileSync(p); return b.buffer.slice(b.byteOffset, b.byteOffset + b.length); };
+const readF32 = (p: string) => new Float32Array(bytesOf(p));
+const maxAbs = (a: Float32Array, b: Float32Array) => {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+};
 const maxMag = (a: Float32Array) => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 
-describe.skipIf(!python)(`audio head vs PyTorch (${python ?? "no python with torch + numpy: apt-get install python3-torch"})`, () => {
+const why = python ?? "no python with torch + numpy: apt-get install python3-torch";
+describe.skipIf(!python)(`audio head vs PyTorch (${why})`, () => {
   const dir = mkdtempSync(join(tmpdir(), "lfm2-audio-head-"));
   let ref: { forced: Float32Array; greedy: Int32Array; greedyLogits: Float32Array; frame: Float32Array };
   beforeAll(() => {
@@ -40,10 +47,10 @@ describe.skipIf(!python)(`audio head vs PyTorch (${python ?? "no python with tor
     const f = new Int32Array(N * CB);
     forced.forEach((x, i) => f.set(x, i * CB));
     writeFileSync(join(dir, "forced.i32"), new Uint8Array(f.buffer));
-    execFileSync(python!, [script, join(dir, "vocoder.gguf"), join(dir, "hidden.f32"), String(N), join(dir, "forced.i32"), join(dir, "out")]);
-    const g = readFileSync(join(dir, "out.greedy.i32"));
-    ref = { forced: readF32(join(dir, "out.forced.f32")), greedy: new Int32Array(g.buffer.slice(g.byteOffset, g.byteOffset + g.length)),
-      greedyLogits: readF32(join(dir, "out.greedy.f32")), frame: readF32(join(dir, "out.frame.f32")) };
+    const at = (name: string) => join(dir, name);
+    execFileSync(python!, [script, at("vocoder.gguf"), at("hidden.f32"), String(N), at("forced.i32"), at("out")]);
+    ref = { forced: readF32(at("out.forced.f32")), greedy: new Int32Array(bytesOf(at("out.greedy.i32"))),
+      greedyLogits: readF32(at("out.greedy.f32")), frame: readF32(at("out.frame.f32")) };
   }, 120_000);
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -71,14 +78,19 @@ describe.skipIf(!python)(`audio head vs PyTorch (${python ?? "no python with tor
 
   it("the frame fed back to the backbone is Σ_c audio_embedding[c·2049 + code_c]", () => {
     const head = loadAudioHead(file);
-    for (let i = 0; i < N; i++) expect(maxAbs(head.frameEmbedding(forced[i]), ref.frame.subarray(i * D, (i + 1) * D))).toBeLessThan(1e-5);
+    for (let i = 0; i < N; i++) {
+      expect(maxAbs(head.frameEmbedding(forced[i]), ref.frame.subarray(i * D, (i + 1) * D))).toBeLessThan(1e-5);
+    }
   });
 
-  it.each([["F32", 1e-3, 1], ["Q8_0", 3e-2, 2]] as const)("engine (%s weights and tables, tolerance %s of the largest logit, %i threads): forced-code logits; greedy codes (F32)", async (type, tol, threads) => {
+  it.each([["F32", 1e-3, 1], ["Q8_0", 3e-2, 2]] as const)(
+    "engine (%s weights and tables, tolerance %s of the largest logit, %i threads): forced-code logits; greedy codes (F32)",
+    async (type, tol, threads) => {
     const head = loadAudioHead(file);
     head.useEngine((await loadModel(Buffer.concat(head.engineGguf(type)), { threads, chunkSize: 1 })).forwardPass);
     compare(head, tol, `engine ${type}`); // fp16 K/V cache (F32); int8 weights and activations (Q8_0)
     // Q8_0 may flip a near-tie and then feeds a different code on: codes are compared for F32 only
-    if (type === "F32") for (let i = 0; i < N; i++) expect(Array.from(head.sampleFrame(hidden[i]))).toEqual(Array.from(ref.greedy.subarray(i * CB, (i + 1) * CB)));
+    if (type !== "F32") return;
+    for (let i = 0; i < N; i++) expect(Array.from(head.sampleFrame(hidden[i]))).toEqual(Array.from(ref.greedy.subarray(i * CB, (i + 1) * CB)));
   }, 60_000);
 });

@@ -15,7 +15,8 @@ import { f16ToF32 } from "../../formats/fp16.js";
 import { metaNumber } from "../../formats/gguf.js";
 import { encodeGguf, type GgufWriteTensor, type GgufWriteValue } from "../../formats/gguf-writer.js";
 import { quantizeTensor } from "../../formats/quantize.js";
-import { ggmlTypeByName, kernelsFor, rowBytes, type GgmlType, type GgmlTypeName, type Matrix } from "../../core/quant-types.js";
+import { ggmlTypeByName, kernelsFor, rowBytes, type GgmlType, type GgmlTypeName, type Matrix }
+  from "../../core/quant-types.js";
 import type { Ops } from "../../../bindings/ops.js";
 import type { Lfm2Forward, Lfm2State } from "../lfm2/forward.js";
 
@@ -115,16 +116,20 @@ export class AudioHead {
   sampleFrame(hidden: Float32Array, opts: SampleOptions = {}, logits?: Float32Array): Int32Array {
     const greedy = !(opts.temperature !== undefined && opts.temperature > 0) || opts.topK === 1;
     if (!greedy && !opts.random) throw new Lfm2Error("BAD_INPUT", "sampling needs a random source");
-    const codes = this.runFrame(hidden, (_, lg) => (greedy ? argmax(lg) : sample(lg, opts.temperature!, opts.topK, opts.random!)), logits);
+    const pick = (_: number, lg: Float32Array) => (greedy ? argmax(lg) : sample(lg, opts.temperature!, opts.topK, opts.random!));
+    const codes = this.runFrame(hidden, pick, logits);
     if (codes[0] === END_OF_AUDIO) codes.fill(END_OF_AUDIO);
     return codes;
   }
 
   /** The 8 codebooks' logits (8 × 2049) with the given codes fed back (teacher forcing), as training sees them. */
   frameLogits(hidden: Float32Array, codes: ArrayLike<number>): Float32Array {
-    if (codes.length !== HEAD_CODEBOOKS) throw new Lfm2Error("BAD_INPUT", `a frame has ${HEAD_CODEBOOKS} codes, got ${codes.length}`);
+    if (codes.length !== HEAD_CODEBOOKS) {
+      throw new Lfm2Error("BAD_INPUT", `a frame has ${HEAD_CODEBOOKS} codes, got ${codes.length}`);
+    }
     for (let c = 0; c < HEAD_CODEBOOKS; c++) {
-      if (!Number.isInteger(codes[c]) || codes[c] < 0 || codes[c] >= HEAD_VOCAB) throw new Lfm2Error("BAD_INPUT", `audio code ${codes[c]} is outside 0..2048`);
+      const v = codes[c];
+      if (!Number.isInteger(v) || v < 0 || v >= HEAD_VOCAB) throw new Lfm2Error("BAD_INPUT", `audio code ${v} is outside 0..2048`);
     }
     const out = new Float32Array(HEAD_CODEBOOKS * HEAD_VOCAB);
     this.runFrame(hidden, (c) => codes[c], out);
@@ -132,9 +137,11 @@ export class AudioHead {
   }
 
   /** Codebooks 0..7 in turn; `pick(c, logits)` chooses the code fed back to codebook c + 1. */
-  private runFrame(hidden: Float32Array, pick: (c: number, logits: Float32Array) => number, logits?: Float32Array): Int32Array {
+  private runFrame(hidden: Float32Array, pick: (c: number, logits: Float32Array) => number, logits?: Float32Array) {
     const D = this.backboneDim, Dd = this.dim, dh = this.headDim;
-    if (hidden.length !== D) throw new Lfm2Error("BAD_INPUT", `the audio head takes a ${D}-wide hidden state, got ${hidden.length}`);
+    if (hidden.length !== D) {
+      throw new Lfm2Error("BAD_INPUT", `the audio head takes a ${D}-wide hidden state, got ${hidden.length}`);
+    }
     const e = this.engine;
     const depthIn = e ? e.depthInput(hidden) : matvec(this.linW, hidden, D, HEAD_CODEBOOKS * Dd);
     for (let i = 0; i < depthIn.length; i++) depthIn[i] += this.linB[i];
@@ -260,11 +267,14 @@ class EngineHead {
   /** Arena buffers: the backbone state in, depth_linear out, a normalised depthformer output, logits out. */
   private hiddenIn: number; private depthOut: number; private normed: number; private logits: number;
 
-  constructor(readonly fwd: Lfm2Forward, linW: Float32Array, private D: number, private Dd: number, toLogits: Float32Array[]) {
+  constructor(readonly fwd: Lfm2Forward, linW: Float32Array, private D: number, private Dd: number,
+    toLogits: Float32Array[]) {
     const ops = fwd.ops, a = ops.arena, attn = fwd.w.layers[0].attn;
     if (!attn) throw new Lfm2Error("SHAPE_MISMATCH", "the engine depthformer has no attention layer");
     // the activation buffers are sized for the engine's widest row; the backbone state must fit in them
-    if (D > ops.maxWidth) throw new Lfm2Error("SHAPE_MISMATCH", `a ${D}-wide backbone state exceeds the depthformer engine's width ${ops.maxWidth}`);
+    if (D > ops.maxWidth) {
+      throw new Lfm2Error("SHAPE_MISMATCH", `a ${D}-wide backbone state exceeds the depthformer engine's width ${ops.maxWidth}`);
+    }
     const type = attn.q.type;
     this.state = fwd.allocState(HEAD_CODEBOOKS);
     this.lin = placeMatrix(ops, type, linW, D, HEAD_CODEBOOKS * Dd);
@@ -299,7 +309,8 @@ class EngineHead {
   release(): void {
     this.fwd.releaseState(this.state);
     const a = this.fwd.ops.arena;
-    for (const p of [this.lin.ptr, ...this.tables.map((t) => t.ptr), this.hiddenIn, this.depthOut, this.normed, this.logits]) a.free(p);
+    const blocks = [this.lin.ptr, ...this.tables.map((t) => t.ptr), this.hiddenIn, this.depthOut, this.normed, this.logits];
+    for (const p of blocks) a.free(p);
   }
 }
 
