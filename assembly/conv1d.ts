@@ -51,9 +51,33 @@ export function matmulF32Strided(w: usize, x: usize, y: usize, n: i32, nTok: i32
         store<f32>(y0 + 4 + 2 * ys, hsumF32(a12) + dotTail(w1, x2, n, n4) + c1);
         store<f32>(y0 + 4 + 3 * ys, hsumF32(a13) + dotTail(w1, x3, n, n4) + c1);
       }
-      for (; t < te; t++) {
-        dotOne(w0, x, y, n, n4, t, xStride, yStride, r, biasOf(bias, r));
-        dotOne(w1, x, y, n, n4, t, xStride, yStride, r + 1, biasOf(bias, r + 1));
+      // 2 × 2 and 2 × 1 tiles for the last tokens (a streamed frame has 2): independent sums keep the adds in flight
+      for (; t + 2 <= te; t += 2) {
+        const x0 = x + <usize>t * xBytes, x1 = x0 + xBytes;
+        let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0);
+        for (let i = 0; i < n4; i += 4) {
+          const o = <usize>i * 4;
+          const v0 = v128.load(w0 + o), v1 = v128.load(w1 + o), b0 = v128.load(x0 + o), b1 = v128.load(x1 + o);
+          a00 = f32x4.add(a00, f32x4.mul(v0, b0)); a01 = f32x4.add(a01, f32x4.mul(v0, b1));
+          a10 = f32x4.add(a10, f32x4.mul(v1, b0)); a11 = f32x4.add(a11, f32x4.mul(v1, b1));
+        }
+        const y0 = y + <usize>(t * yStride + r) * 4, ys = <usize>yStride * 4;
+        const c0 = biasOf(bias, r), c1 = biasOf(bias, r + 1);
+        store<f32>(y0, hsumF32(a00) + dotTail(w0, x0, n, n4) + c0);
+        store<f32>(y0 + ys, hsumF32(a01) + dotTail(w0, x1, n, n4) + c0);
+        store<f32>(y0 + 4, hsumF32(a10) + dotTail(w1, x0, n, n4) + c1);
+        store<f32>(y0 + 4 + ys, hsumF32(a11) + dotTail(w1, x1, n, n4) + c1);
+      }
+      if (t < te) {
+        const x0 = x + <usize>t * xBytes;
+        let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
+        for (let i = 0; i < n4; i += 4) {
+          const o = <usize>i * 4, b0 = v128.load(x0 + o);
+          a0 = f32x4.add(a0, f32x4.mul(v128.load(w0 + o), b0)); a1 = f32x4.add(a1, f32x4.mul(v128.load(w1 + o), b0));
+        }
+        const y0 = y + <usize>(t * yStride + r) * 4;
+        store<f32>(y0, hsumF32(a0) + dotTail(w0, x0, n, n4) + biasOf(bias, r));
+        store<f32>(y0 + 4, hsumF32(a1) + dotTail(w1, x0, n, n4) + biasOf(bias, r + 1));
       }
     }
     for (; r < r1; r++) for (let t = tb; t < te; t++) dotOne(w + <usize>r * rowBytes, x, y, n, n4, t, xStride, yStride, r, biasOf(bias, r));

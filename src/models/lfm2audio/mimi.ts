@@ -236,7 +236,10 @@ export class MimiDecoder {
     let threads = Math.max(1, Math.floor(opts.threads ?? 1));
     if (threads > 1 && !canShareMemory()) threads = 1;
     const module = await compileVariant(chooseVariant(threads > 1, opts), opts);
-    const shard = Shard.create(0, 256 << 20, threads > 1);
+    // the decoder half as f32 plus scratch (the encoder half of a moshi file is never placed)
+    const decoderBytes = src.names().filter((n) => /^(decoder|decoder_transformer|quantizer|upsample)\./.test(n))
+      .reduce((a, n) => a + 4 * src.shape(n).reduce((x, y) => x * y, 1), 0);
+    const shard = Shard.create(0, decoderBytes + maxChunk * (2 << 20) + (16 << 20), threads > 1);
     await shard.instantiate(module);
     const d = new MimiDecoder(config, layout, shard, maxChunk, threads);
     d.place(src, idx);
