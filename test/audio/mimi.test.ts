@@ -52,7 +52,7 @@ describe.skipIf(!python)(`Mimi decoder vs PyTorch (${python ?? "no python with t
 
 describe("Mimi decoder streaming and layouts", () => {
   const tiny = cat(syntheticMimiSafetensors({ shape: TINY_MIMI_SHAPE, seed: 3 }));
-  it("frame-by-frame and odd chunks reproduce the whole decode bit for bit; end() starts a new utterance", async () => {
+  it("frame-by-frame and odd chunks reproduce the whole decode bit for bit; reset() starts a new utterance, end() does not", async () => {
     const whole = await MimiDecoder.load(tiny, { maxChunkFrames: 64, context: 10 });
     const codes = randomCodes(20, 9);
     const ref = whole.decode(codes);
@@ -65,8 +65,13 @@ describe("Mimi decoder streaming and layouts", () => {
     const chunked = byFrame.stream();
     const a = chunked.pushFrames(codes.subarray(0, 7 * 8)), b = chunked.pushFrames(codes.subarray(7 * 8));
     expect([...a, ...b]).toEqual(Array.from(ref));
-    expect(chunked.end().length).toBe(0);
+    chunked.reset();
     expect(Array.from(chunked.pushFrames(codes))).toEqual(Array.from(ref));
+    // end() (an end-of-audio frame) holds nothing back and keeps the state: the next segment continues the stream
+    const seg = byFrame.stream();
+    const first = seg.pushFrames(codes.subarray(0, 5 * 8));
+    expect(seg.end().length).toBe(0);
+    expect([...first, ...seg.pushFrames(codes.subarray(5 * 8))]).toEqual(Array.from(ref));
   });
 
   it("two threads (weight rows split across a worker) give the same samples", async () => {

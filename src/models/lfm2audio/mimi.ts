@@ -365,7 +365,7 @@ export class MimiDecoder {
     for (let i = 0; i < half; i++) this.ropeFreq[i] = Math.exp(i * (-Math.log(c.ropeMaxPeriod) * 2 / dh));
   }
 
-  /** A stream: frames of codes in, their samples out (1920 per frame); `end()` resets it for the next utterance. */
+  /** A stream: frames of codes in, their samples out (1920 per frame); `reset()` starts a new utterance. */
   stream(): MimiStream { return new MimiStream(this); }
 
   /** Frames (frames × codebooks codes, frame-major) → all samples. */
@@ -587,11 +587,17 @@ export class MimiStream {
     return out;
   }
 
-  /** Nothing is held back (the decoder is causal); resets the state for a new utterance. */
-  end(): Float32Array {
+  /**
+   * End of an audio segment: nothing is held back (the decoder is causal) and the state carries on, as in
+   * liquid-audio's chat demo, which decodes every segment of one generation inside one `mimi.streaming(1)` and
+   * skips the end-of-audio frames.
+   */
+  end(): Float32Array { return new Float32Array(0); }
+
+  /** Forget the past: the next frame decodes as the first of an utterance. */
+  reset(): void {
     this.d.freeState(this.st);
     this.st = this.d.newState();
-    return new Float32Array(0);
   }
 
   /** Free the stream's KV rings; the stream is unusable afterwards. */
