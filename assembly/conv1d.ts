@@ -3,7 +3,8 @@
 // dilation-1 causal conv at output t are the contiguous rows t..t+K−1 of the history-padded input, so the conv is
 // this matmul with x rows of n = K·Cin floats starting Cin floats apart — no im2col copy. Transposed convs and
 // linear layers use it with xStride = n.
-//   y[t·yStride + r] = bias[r] + Σ_i W[r·n + i] · x[t·xStride + i]   for r ∈ [r0, r1), t ∈ [0, nTok)  (bias 0: none)
+//   y[t·yStride + r] = bias[r] + Σ_i W[r·n + i] · x[t·xStride + i]   for r ∈ [r0, r1), t ∈ [0, nTok)
+// (bias 0: none).
 // Blocks: 64 tokens (their x rows stay in L2 while every weight row passes), 2 rows × 4 tokens in registers.
 // Every output is one 4-lane accumulation over i in the same order whatever its tile, so a token's result does
 // not depend on how many tokens a call holds (chunked decoding reproduces whole decoding bit for bit).
@@ -80,7 +81,9 @@ export function matmulF32Strided(w: usize, x: usize, y: usize, n: i32, nTok: i32
         store<f32>(y0 + 4, hsumF32(a1) + dotTail(w1, x0, n, n4) + biasOf(bias, r + 1));
       }
     }
-    for (; r < r1; r++) for (let t = tb; t < te; t++) dotOne(w + <usize>r * rowBytes, x, y, n, n4, t, xStride, yStride, r, biasOf(bias, r));
+    for (; r < r1; r++) {
+      for (let t = tb; t < te; t++) dotOne(w + <usize>r * rowBytes, x, y, n, n4, t, xStride, yStride, r, biasOf(bias, r));
+    }
   }
 }
 
@@ -99,7 +102,9 @@ function dotOne(wr: usize, x: usize, y: usize, n: i32, n4: i32, t: i32, xStride:
 @inline function expm1NonPositive(x: v128): v128 {
   x = f32x4.max(x, f32x4.splat(-87.0));
   const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(1.4426950408889634)));
-  const r = f32x4.sub(f32x4.sub(x, f32x4.mul(n, f32x4.splat(0.693145751953125))), f32x4.mul(n, f32x4.splat(1.428606765330187e-6)));
+  // ln 2 split in a high part exact in f32 and the rest
+  const hi = f32x4.mul(n, f32x4.splat(0.693145751953125)), lo = f32x4.mul(n, f32x4.splat(1.428606765330187e-6));
+  const r = f32x4.sub(f32x4.sub(x, hi), lo);
   let p = f32x4.splat(<f32>(1.0 / 5040.0));
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(<f32>(1.0 / 720.0)));
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(<f32>(1.0 / 120.0)));
@@ -129,8 +134,14 @@ export function addRows(dst: usize, src: usize, nRows: i32, rowLen: i32, dstStri
   const l4 = rowLen & ~3;
   for (let t = 0; t < nRows; t++) {
     const d = dst + <usize>t * <usize>dstStride * 4, s = src + <usize>t * <usize>srcStride * 4;
-    for (let j = 0; j < l4; j += 4) v128.store(d + <usize>j * 4, f32x4.add(v128.load(d + <usize>j * 4), v128.load(s + <usize>j * 4)));
-    for (let j = l4; j < rowLen; j++) store<f32>(d + <usize>j * 4, load<f32>(d + <usize>j * 4) + load<f32>(s + <usize>j * 4));
+    for (let j = 0; j < l4; j += 4) {
+      const o = <usize>j * 4;
+      v128.store(d + o, f32x4.add(v128.load(d + o), v128.load(s + o)));
+    }
+    for (let j = l4; j < rowLen; j++) {
+      const o = <usize>j * 4;
+      store<f32>(d + o, load<f32>(d + o) + load<f32>(s + o));
+    }
   }
 }
 
@@ -138,8 +149,8 @@ export function addRows(dst: usize, src: usize, nRows: i32, rowLen: i32, dstStri
  * One query token's causal attention over a KV ring of `cap` rows (row p % cap holds position p, rows D = heads·dh
  * wide): positions first … first + n − 1, softmax(q·k·scale) · v per head into out. `scores` holds n floats.
  */
-export function ringAttention(q: usize, keys: usize, values: usize, out: usize, heads: i32, dh: i32, cap: i32, first: i32, n: i32,
-  scale: f32, scores: usize): void {
+export function ringAttention(q: usize, keys: usize, values: usize, out: usize, heads: i32, dh: i32, cap: i32, first: i32,
+  n: i32, scale: f32, scores: usize): void {
   const D = heads * dh;
   for (let h = 0; h < heads; h++) {
     const qh = q + <usize>(h * dh) * 4, oh = out + <usize>(h * dh) * 4;
@@ -147,18 +158,28 @@ export function ringAttention(q: usize, keys: usize, values: usize, out: usize, 
     for (let j = 0; j < n; j++) {
       const kr = keys + <usize>(((first + j) % cap) * D + h * dh) * 4;
       let a = f32x4.splat(0);
-      for (let i = 0; i < dh; i += 4) a = f32x4.add(a, f32x4.mul(v128.load(qh + <usize>i * 4), v128.load(kr + <usize>i * 4)));
+      for (let i = 0; i < dh; i += 4) {
+        a = f32x4.add(a, f32x4.mul(v128.load(qh + <usize>i * 4), v128.load(kr + <usize>i * 4)));
+      }
       const s = hsumF32(a) * scale;
       store<f32>(scores + <usize>j * 4, s);
       if (s > mx) mx = s;
     }
     let sum: f32 = 0;
-    for (let j = 0; j < n; j++) { const e = Mathf.exp(load<f32>(scores + <usize>j * 4) - mx); store<f32>(scores + <usize>j * 4, e); sum += e; }
+    for (let j = 0; j < n; j++) {
+      const e = Mathf.exp(load<f32>(scores + <usize>j * 4) - mx);
+      store<f32>(scores + <usize>j * 4, e);
+      sum += e;
+    }
     const inv: f32 = 1 / sum;
     for (let i = 0; i < dh; i += 4) v128.store(oh + <usize>i * 4, f32x4.splat(0));
     for (let j = 0; j < n; j++) {
-      const p = f32x4.splat(load<f32>(scores + <usize>j * 4) * inv), vr = values + <usize>(((first + j) % cap) * D + h * dh) * 4;
-      for (let i = 0; i < dh; i += 4) v128.store(oh + <usize>i * 4, f32x4.add(v128.load(oh + <usize>i * 4), f32x4.mul(p, v128.load(vr + <usize>i * 4))));
+      const p = f32x4.splat(load<f32>(scores + <usize>j * 4) * inv);
+      const vr = values + <usize>(((first + j) % cap) * D + h * dh) * 4;
+      for (let i = 0; i < dh; i += 4) {
+        const o = <usize>i * 4;
+        v128.store(oh + o, f32x4.add(v128.load(oh + o), f32x4.mul(p, v128.load(vr + o))));
+      }
     }
   }
 }

@@ -6,7 +6,10 @@ import { MimiDecoder } from "../src/models/lfm2audio/mimi.js";
 import { syntheticMimiSafetensors } from "../src/models/lfm2audio/synthetic-mimi.js";
 import { mulberry32 } from "../src/models/synthetic.js";
 
-const arg = (name: string, dflt: string) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : dflt; };
+const arg = (name: string, dflt: string) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : dflt;
+};
 const seconds = Number(arg("seconds", "10")), threads = Number(arg("threads", "1")), chunk = Number(arg("chunk", "16"));
 
 async function main(): Promise<void> {
@@ -25,7 +28,8 @@ async function main(): Promise<void> {
       s.dispose();
     }
     const wall = (performance.now() - t0) / 1000, cu = process.cpuUsage(c0), cpu = (cu.user + cu.system) / 1e6;
-    console.log(`${mode}: wall ${wall.toFixed(2)} s (RTF ${(wall / seconds).toFixed(3)}), main-thread CPU ${cpu.toFixed(2)} s (RTF ${(cpu / seconds).toFixed(3)})`);
+    console.log(`${mode}: wall ${wall.toFixed(2)} s (RTF ${(wall / seconds).toFixed(3)}), ` +
+      `main-thread CPU ${cpu.toFixed(2)} s (RTF ${(cpu / seconds).toFixed(3)})`);
   }
   mimi.dispose();
 }

@@ -26,7 +26,8 @@ const randomCodes = (frames: number, seed: number) => {
 const maxAbs = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 const peak = (a: Float32Array) => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 
-describe.skipIf(!python)(`Mimi decoder vs PyTorch (${python ?? "no python with torch: apt-get install python3-torch"})`, () => {
+const why = python ?? "no python with torch: apt-get install python3-torch";
+describe.skipIf(!python)(`Mimi decoder vs PyTorch (${why})`, () => {
   it("3 s of random codes, real shapes (moshi layout): PCM within 1e-4 of the reference", async () => {
     const weights = cat(syntheticMimiSafetensors({ seed: 11 }));
     const wPath = join(dir, "mimi.safetensors"), cPath = join(dir, "codes.i32"), oPath = join(dir, "ref.f32");
@@ -34,7 +35,8 @@ describe.skipIf(!python)(`Mimi decoder vs PyTorch (${python ?? "no python with t
     const frames = 38, codes = randomCodes(frames, 5);
     writeFileSync(cPath, Buffer.from(codes.buffer));
     // context 40 (not 250) so the attention window is crossed within the clip (76 transformer steps)
-    execFileSync(python!, [join(__dirname, "../../scripts/reference/mimi_ref.py"), wPath, cPath, String(frames), "8", "8", "40", oPath]);
+    execFileSync(python!, [join(__dirname, "../../scripts/reference/mimi_ref.py"), wPath, cPath, String(frames), "8", "8", "40",
+      oPath]);
     const ref = new Float32Array(readFileSync(oPath).buffer.slice(0));
     const mimi = await MimiDecoder.load(weights, { context: 40 });
     const pcm = mimi.decode(codes);
@@ -46,13 +48,31 @@ describe.skipIf(!python)(`Mimi decoder vs PyTorch (${python ?? "no python with t
     expect(err).toBeLessThan(1e-4 * Math.max(1, peak(ref)));
     // the full window (250) differs from the 40-step one after step 40: the context is in effect
     const full = await MimiDecoder.load(weights);
-    expect(maxAbs(full.decode(codes).subarray(21 * MIMI_SAMPLES_PER_FRAME), ref.subarray(21 * MIMI_SAMPLES_PER_FRAME))).toBeGreaterThan(1e-3);
+    const late = 21 * MIMI_SAMPLES_PER_FRAME;
+    expect(maxAbs(full.decode(codes).subarray(late), ref.subarray(late))).toBeGreaterThan(1e-3);
   }, 120_000);
+
+  it("two residual blocks per stage (dilations 1 and 2), small widths: within 1e-4 of the reference", async () => {
+    const shape = { ...TINY_MIMI_SHAPE, residualLayers: 2 };
+    const weights = cat(syntheticMimiSafetensors({ shape, seed: 8 }));
+    const wPath = join(dir, "mimi-dil.safetensors"), cPath = join(dir, "codes-dil.i32"), oPath = join(dir, "ref-dil.f32");
+    writeFileSync(wPath, weights);
+    const frames = 12, codes = randomCodes(frames, 6);
+    writeFileSync(cPath, Buffer.from(codes.buffer));
+    execFileSync(python!, [join(__dirname, "../../scripts/reference/mimi_ref.py"), wPath, cPath, String(frames), "8",
+      String(shape.heads), "250", oPath]);
+    const ref = new Float32Array(readFileSync(oPath).buffer.slice(0));
+    const mimi = await MimiDecoder.load(weights, { heads: shape.heads, maxChunkFrames: 5 });
+    expect(mimi.config.residualLayers).toBe(2);
+    const pcm = mimi.decode(codes);
+    expect(peak(ref)).toBeGreaterThan(0.05);
+    expect(maxAbs(pcm, ref)).toBeLessThan(1e-4 * Math.max(1, peak(ref)));
+  }, 60_000);
 });
 
 describe("Mimi decoder streaming and layouts", () => {
   const tiny = cat(syntheticMimiSafetensors({ shape: TINY_MIMI_SHAPE, seed: 3 }));
-  it("frame-by-frame and odd chunks reproduce the whole decode bit for bit; reset() starts a new utterance, end() does not", async () => {
+  it("frame by frame and odd chunks = whole decode bit for bit; reset() starts a new utterance, end() does not", async () => {
     const whole = await MimiDecoder.load(tiny, { maxChunkFrames: 64, context: 10 });
     const codes = randomCodes(20, 9);
     const ref = whole.decode(codes);
@@ -83,7 +103,8 @@ describe("Mimi decoder streaming and layouts", () => {
 
   it("the transformers layout (renamed, q/k permuted, in_proj split) decodes as the moshi layout", async () => {
     const hf = cat(syntheticMimiSafetensors({ shape: TINY_MIMI_SHAPE, seed: 3, layout: "hf" }));
-    const heads = TINY_MIMI_SHAPE.heads, a = await MimiDecoder.load(tiny, { heads }), b = await MimiDecoder.load(hf, { heads });
+    const heads = TINY_MIMI_SHAPE.heads;
+    const a = await MimiDecoder.load(tiny, { heads }), b = await MimiDecoder.load(hf, { heads });
     expect(a.layout).toBe("moshi"); expect(b.layout).toBe("hf");
     const codes = randomCodes(6, 2);
     expect(maxAbs(a.decode(codes), b.decode(codes))).toBeLessThan(1e-5);
@@ -112,7 +133,7 @@ describe("LFM2-Audio-1.5B speech out through Mimi (loadModel speechOut.mimi)", (
   const vocoder = cat(encodeGguf({ "general.alignment": { type: "u32", value: 32 }, ...head.meta }, head.tensors));
   const mimi = cat(syntheticMimiSafetensors({ shape: TINY_MIMI_SHAPE, seed: 3 }));
 
-  it("speak() → 1920 samples per frame, equal to Mimi decoding the returned codes; streamed chunks = the result", async () => {
+  it("speak() → 1920 samples per frame = Mimi decoding the returned codes; streamed chunks = the result", async () => {
     const m = await loadModel(textPath, { threads: 1, speechOut: { vocoder, mimi } });
     const events: { pcm: Float32Array }[] = [];
     const gen = m.speakStream("Hello there", { maxFrames: 6, seed: 3 });
@@ -134,6 +155,7 @@ describe("LFM2-Audio-1.5B speech out through Mimi (loadModel speechOut.mimi)", (
     await expect(loadModel(textPath, { threads: 1, speechOut: { vocoder, mimi, detokenizer: textPath } }))
       .rejects.toMatchObject({ code: "BAD_INPUT" });
     await expect(loadModel(textPath, { threads: 1, speechOut: { vocoder } })).rejects.toMatchObject({ code: "BAD_INPUT" });
-    await expect(loadModel(textPath, { threads: 1, speechOut: { vocoder, mimi: vocoder } })).rejects.toMatchObject({ code: "BAD_MAGIC" });
+    await expect(loadModel(textPath, { threads: 1, speechOut: { vocoder, mimi: vocoder } }))
+      .rejects.toMatchObject({ code: "BAD_MAGIC" });
   });
 });

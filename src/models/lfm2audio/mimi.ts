@@ -82,7 +82,8 @@ class TensorSource {
     const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + hl)));
     for (const [name, t] of Object.entries<any>(header)) {
       if (name === "__metadata__") continue;
-      this.byName.set(name, { shape: t.shape, dtype: t.dtype, offset: 8 + hl + t.data_offsets[0], bytes: t.data_offsets[1] - t.data_offsets[0] });
+      const [a, b] = t.data_offsets;
+      this.byName.set(name, { shape: t.shape, dtype: t.dtype, offset: 8 + hl + a, bytes: b - a });
     }
   }
   has(name: string): boolean { return this.byName.has(name); }
@@ -133,7 +134,8 @@ const NAMES: Record<MimiLayout, {
     outProj: (first) => `quantizer.${first ? "semantic" : "acoustic"}_residual_vector_quantizer.output_proj.weight`,
     upsample: "upsample.conv.weight",
     layer: (l, part) => `decoder_transformer.layers.${l}.` + ({
-      in: "", q: "self_attn.q_proj.weight", k: "self_attn.k_proj.weight", v: "self_attn.v_proj.weight", out: "self_attn.o_proj.weight",
+      in: "", q: "self_attn.q_proj.weight", k: "self_attn.k_proj.weight", v: "self_attn.v_proj.weight",
+      out: "self_attn.o_proj.weight",
       norm1: "input_layernorm", norm2: "post_attention_layernorm", lin1: "mlp.fc1.weight", lin2: "mlp.fc2.weight",
       scale1: "self_attn_layer_scale.scale", scale2: "mlp_layer_scale.scale",
     })[part],
@@ -146,7 +148,8 @@ export function mimiLayoutOf(names: string[]): MimiLayout {
   const s = new Set(names);
   if (s.has(NAMES.moshi.upsample)) return "moshi";
   if (s.has(NAMES.hf.upsample)) return "hf";
-  throw new Lfm2Error("BAD_INPUT", "not a Mimi checkpoint: neither upsample.convtr.convtr.convtr.weight (moshi) nor upsample.conv.weight (transformers)");
+  throw new Lfm2Error("BAD_INPUT",
+    "not a Mimi checkpoint: neither upsample.convtr.convtr.convtr.weight (moshi) nor upsample.conv.weight (transformers)");
 }
 
 /** erf to ~1e-7 (Numerical Recipes' erfc Chebyshev fit), for the exact (erf) GELU torch uses by default. */
@@ -186,18 +189,23 @@ export class MimiDecoder {
 
   /** Load the decoder half of a Mimi safetensors file (moshi or transformers names; F32, F16 or BF16). */
   static async load(bytes: Uint8Array, opts: MimiLoadOptions = {}): Promise<MimiDecoder> {
-    if (!(bytes instanceof Uint8Array)) throw new Lfm2Error("BAD_INPUT", "the Mimi weights must be the bytes of a safetensors file");
+    if (!(bytes instanceof Uint8Array)) {
+      throw new Lfm2Error("BAD_INPUT", "the Mimi weights must be the bytes of a safetensors file");
+    }
     const src = new TensorSource(bytes);
     const layout = mimiLayoutOf(src.names());
     const N = NAMES[layout];
     const codebooks = opts.codebooks ?? 8, heads = opts.heads ?? 8, context = opts.context ?? 250;
     const maxChunk = opts.maxChunkFrames ?? 16;
-    for (const [k, v] of [["codebooks", codebooks], ["heads", heads], ["context", context], ["maxChunkFrames", maxChunk]] as const) {
+    const counts = [["codebooks", codebooks], ["heads", heads], ["context", context], ["maxChunkFrames", maxChunk]] as const;
+    for (const [k, v] of counts) {
       if (!Number.isInteger(v) || v < 1) throw new Lfm2Error("BAD_INPUT", `${k} must be a positive integer, got ${v}`);
     }
     // shapes that fix the config
     const first = src.get(N.codebook(true, 0).sum);
-    if (first.shape.length !== 2) throw new Lfm2Error("SHAPE_MISMATCH", `${N.codebook(true, 0).sum} must be 2-D, got [${first.shape}]`);
+    if (first.shape.length !== 2) {
+      throw new Lfm2Error("SHAPE_MISMATCH", `${N.codebook(true, 0).sum} must be 2-D, got [${first.shape}]`);
+    }
     const [codebookSize, codebookDim] = first.shape;
     const up = src.get(N.upsample);
     if (up.shape.length !== 3 || up.shape[1] !== 1 || up.shape[2] % 2 !== 0) {
@@ -209,23 +217,31 @@ export class MimiDecoder {
     if (layers === 0) throw new Lfm2Error("MISSING_TENSOR", "the Mimi file has no decoder transformer layers");
     const ffDim = src.get(N.layer(0, "lin1")).shape[0];
     if (dim % heads !== 0 || (dim / heads) % 4 !== 0) {
-      throw new Lfm2Error("SHAPE_MISMATCH", `width ${dim} does not split into ${heads} heads of a multiple of 4 (the attention kernel's step)`);
+      throw new Lfm2Error("SHAPE_MISMATCH",
+        `width ${dim} does not split into ${heads} heads of a multiple of 4 (the attention kernel's step)`);
     }
     // SEANet: module 0 is the input conv, then per stage ELU, ConvTranspose, residual blocks; then ELU, last conv
     const ratios: number[] = [];
     let idx = 1, residualLayers = -1;
     // (transformers names a ConvTranspose like a conv: the last conv is the module with one output channel)
-    const isConvTr = (i: number) => src.has(N.conv(String(i), "convtr") + ".weight") && src.shape(N.conv(String(i), "convtr") + ".weight")[0] > 1;
+    const isConvTr = (i: number) => {
+      const name = N.conv(String(i), "convtr") + ".weight";
+      return src.has(name) && src.shape(name)[0] > 1;
+    };
     while (isConvTr(idx + 1)) {
       const w = src.get(N.conv(String(idx + 1), "convtr") + ".weight");
       ratios.push(w.shape[2] / 2);
       let j = 0;
       while (src.has(N.conv(`${idx + 2 + j}.block.1`, "conv") + ".weight")) j++;
-      if (residualLayers >= 0 && j !== residualLayers) throw new Lfm2Error("SHAPE_MISMATCH", "SEANet stages have different residual block counts");
+      if (residualLayers >= 0 && j !== residualLayers) {
+        throw new Lfm2Error("SHAPE_MISMATCH", "SEANet stages have different residual block counts");
+      }
       residualLayers = j;
       idx += 2 + j;
     }
-    if (ratios.length === 0) throw new Lfm2Error("MISSING_TENSOR", `the Mimi file has no SEANet decoder (${N.conv("2", "convtr")}.weight)`);
+    if (ratios.length === 0) {
+      throw new Lfm2Error("MISSING_TENSOR", `the Mimi file has no SEANet decoder (${N.conv("2", "convtr")}.weight)`);
+    }
     const c0 = src.get(N.conv("0", "conv") + ".weight");
     const nFilters = c0.shape[0] >> ratios.length;
     const config: MimiConfig = {
@@ -268,7 +284,9 @@ export class MimiDecoder {
     const [co, ci, k] = w.shape;
     const bias = this.vector(src.get(N.conv(name, "conv") + ".bias", [co]).data);
     const t = new Float32Array(co * k * ci);
-    for (let o = 0; o < co; o++) for (let i = 0; i < ci; i++) for (let j = 0; j < k; j++) t[(o * k + j) * ci + i] = w.data[(o * ci + i) * k + j];
+    for (let o = 0; o < co; o++) {
+      for (let i = 0; i < ci; i++) for (let j = 0; j < k; j++) t[(o * k + j) * ci + i] = w.data[(o * ci + i) * k + j];
+    }
     return { w: this.matrix(t, co, k * ci), bias, cin: ci, cout: co, k, dilation };
   }
 
@@ -279,7 +297,9 @@ export class MimiDecoder {
     const [, co, k] = w.shape;
     const bias = this.vector(src.get(N.conv(name, "convtr") + ".bias", [co]).data);
     const t = new Float32Array(k * co * cin);
-    for (let i = 0; i < cin; i++) for (let o = 0; o < co; o++) for (let j = 0; j < k; j++) t[(j * co + o) * cin + i] = w.data[(i * co + o) * k + j];
+    for (let i = 0; i < cin; i++) {
+      for (let o = 0; o < co; o++) for (let j = 0; j < k; j++) t[(j * co + o) * cin + i] = w.data[(i * co + o) * k + j];
+    }
     return { w: this.matrix(t, k * co, cin), bias, cin, cout: co, k, stride };
   }
 
@@ -288,7 +308,9 @@ export class MimiDecoder {
     // split RVQ: codebook 0 through rvq_first, the rest through rvq_rest
     for (let q = 0; q < c.codebooks; q++) {
       const names = N.codebook(q === 0, q === 0 ? 0 : q - 1);
-      if (!src.has(names.sum)) throw new Lfm2Error("MISSING_TENSOR", `the Mimi file has no ${names.sum} (codebook ${q} of ${c.codebooks})`);
+      if (!src.has(names.sum)) {
+        throw new Lfm2Error("MISSING_TENSOR", `the Mimi file has no ${names.sum} (codebook ${q} of ${c.codebooks})`);
+      }
       const sum = src.get(names.sum, [c.codebookSize, c.codebookDim]).data, usage = src.get(names.usage, [c.codebookSize]).data;
       const table = new Float32Array(sum.length);
       for (let r = 0; r < c.codebookSize; r++) {
@@ -324,7 +346,9 @@ export class MimiDecoder {
     for (const ratio of c.ratios) {
       const ch = mult * c.nFilters;
       const convtr = this.convTr(src, String(idx + 1), ch, ratio);
-      if (convtr.cout !== ch / 2) throw new Lfm2Error("SHAPE_MISMATCH", `SEANet ConvTranspose ${idx + 1} gives ${convtr.cout} channels, expected ${ch / 2}`);
+      if (convtr.cout !== ch / 2) {
+        throw new Lfm2Error("SHAPE_MISMATCH", `SEANet ConvTranspose ${idx + 1} gives ${convtr.cout} channels, expected ${ch / 2}`);
+      }
       const res: ResBlock[] = [];
       for (let j = 0; j < c.residualLayers; j++) {
         const p = `${idx + 2 + j}.block.`;
@@ -337,11 +361,14 @@ export class MimiDecoder {
     }
     if (idx !== lastIdx) throw new Lfm2Error("SHAPE_MISMATCH", "SEANet module count disagrees with its stages");
     this.convLast = this.conv(src, String(idx + 1), c.nFilters, null);
-    if (this.convLast.cout !== 1) throw new Lfm2Error("SHAPE_MISMATCH", `the last SEANet conv gives ${this.convLast.cout} channels (mono expected)`);
+    if (this.convLast.cout !== 1) {
+      throw new Lfm2Error("SHAPE_MISMATCH", `the last SEANet conv gives ${this.convLast.cout} channels (mono expected)`);
+    }
 
     // scratch, sized by walking the stages for maxChunk frames
     const F = this.maxChunk, T0 = F * c.upsampleStride;
-    let rows = T0, big = (T0 + 2 * c.upsampleStride) * Math.max(this.conv0.cout, D), pad = (this.conv0.k - 1) * D + T0 * D, z = 0, hid = 0;
+    let rows = T0, big = (T0 + 2 * c.upsampleStride) * Math.max(this.conv0.cout, D);
+    let pad = (this.conv0.k - 1) * D + T0 * D, z = 0, hid = 0;
     for (const s of this.stages) {
       z = Math.max(z, rows * s.convtr.k * s.convtr.cout);
       const out = rows * s.convtr.stride;
@@ -357,7 +384,8 @@ export class MimiDecoder {
     pad = Math.max(pad, (this.convLast.k - 1 + rows) * c.nFilters);
     const A = this.shard.arena;
     this.buf = {
-      x: A.alloc(4 * big), y: A.alloc(4 * big), e: A.alloc(4 * pad), h: A.alloc(4 * Math.max(hid, rows)), z: A.alloc(4 * Math.max(z, 1)),
+      x: A.alloc(4 * big), y: A.alloc(4 * big), e: A.alloc(4 * pad), h: A.alloc(4 * Math.max(hid, rows)),
+      z: A.alloc(4 * Math.max(z, 1)),
       t0: A.alloc(4 * T0 * 3 * D), t1: A.alloc(4 * T0 * Math.max(c.ffDim, D)), t2: A.alloc(4 * T0 * D), t3: A.alloc(4 * T0 * D),
     };
     const dh = D / c.heads, half = dh / 2;
@@ -387,7 +415,8 @@ export class MimiDecoder {
     const k = this.shard.kernels as unknown as MimiKernels, pool = this.shard.pool;
     if (pool && w.nOut * w.nIn * nTok >= PARALLEL_MIN_MACS) {
       const T = pool.size, pairs = Math.ceil(w.nOut / 2), parts: number[][] = [];
-      for (let t = 0; t < T; t++) parts.push([Math.min(w.nOut, Math.floor((pairs * t) / T) * 2), Math.min(w.nOut, Math.floor((pairs * (t + 1)) / T) * 2)]);
+      const edge = (t: number) => Math.min(w.nOut, Math.floor((pairs * t) / T) * 2); // row pairs, as the kernel tiles
+      for (let t = 0; t < T; t++) parts.push([edge(t), edge(t + 1)]);
       pool.run("matmulF32Strided", [w.ptr, x, y, w.nIn, nTok, xStride, yStride, bias], parts);
     } else k.matmulF32Strided(w.ptr, x, y, w.nIn, nTok, xStride, yStride, bias, 0, w.nOut);
   }
@@ -455,7 +484,8 @@ export class MimiDecoder {
         f.copyWithin(kc + slot, base + D, base + 2 * D);
         f.copyWithin(vc + slot, base + 2 * D, base + 3 * D);
         const first = Math.max(0, pos - cap + 1);
-        kern.ringAttention(4 * base, st.keys[l], st.values[l], 4 * (att + t * D), H, dh, cap, first, pos - first + 1, scale, st.scores);
+        kern.ringAttention(4 * base, st.keys[l], st.values[l], 4 * (att + t * D), H, dh, cap, first, pos - first + 1, scale,
+          st.scores);
       }
       this.mm(L.outProj, this.buf.t3, D, T, this.buf.t2, D);
       for (let t = 0; t < T; t++) for (let i = 0; i < D; i++) f[x + t * D + i] += L.scale1[i] * f[nrm + t * D + i];
@@ -487,7 +517,12 @@ export class MimiDecoder {
     else {
       // dilated: gather the K taps of each output row (im2col) — moshi's decoder has none at 1 residual layer
       const z = this.buf.z >> 2, n = cv.k * ci, inp = input >> 2;
-      for (let t = 0; t < T; t++) for (let k = 0; k < cv.k; k++) f.copyWithin(z + t * n + k * ci, inp + (t + k * cv.dilation) * ci, inp + (t + k * cv.dilation + 1) * ci);
+      for (let t = 0; t < T; t++) {
+        for (let k = 0; k < cv.k; k++) {
+          const from = inp + (t + k * cv.dilation) * ci;
+          f.copyWithin(z + t * n + k * ci, from, from + ci);
+        }
+      }
       this.mm(cv.w, this.buf.z, n, T, dst, cv.cout, cv.bias);
     }
   }
@@ -567,7 +602,8 @@ export class MimiStream {
 
   /** One frame of codes → its samples (1920). */
   push(codes: ArrayLike<number>): Float32Array {
-    if (codes.length !== this.d.config.codebooks) throw new Lfm2Error("BAD_INPUT", `a frame has ${this.d.config.codebooks} codes, got ${codes.length}`);
+    const K = this.d.config.codebooks;
+    if (codes.length !== K) throw new Lfm2Error("BAD_INPUT", `a frame has ${K} codes, got ${codes.length}`);
     return this.pushFrames(codes);
   }
 

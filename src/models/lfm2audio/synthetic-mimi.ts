@@ -9,6 +9,8 @@ import { permuteRopeForHf, type MimiLayout } from "./mimi.js";
 export interface SyntheticMimiShape {
   dim: number; codebookDim: number; codebookSize: number; acousticCodebooks: number;
   layers: number; heads: number; ffDim: number; nFilters: number; ratios: number[]; upsampleStride: number;
+  /** Residual blocks per SEANet stage (block j dilated 2^j; moshi's Mimi has 1). */
+  residualLayers?: number;
 }
 
 /** moshi's _mimi_config decoder (loaders.py); the checkpoint holds 31 acoustic codebooks, LFM2-Audio reads 7. */
@@ -22,26 +24,33 @@ export const TINY_MIMI_SHAPE: SyntheticMimiShape = {
   nFilters: 8, ratios: [8, 6, 5, 4], upsampleStride: 2,
 };
 
-export function syntheticMimiSafetensors(o: { shape?: SyntheticMimiShape; seed?: number; layout?: MimiLayout } = {}): Uint8Array[] {
+export function syntheticMimiSafetensors(o: { shape?: SyntheticMimiShape; seed?: number; layout?: MimiLayout } = {}):
+  Uint8Array[] {
   const s = o.shape ?? MIMI_SHAPE, rand = mulberry32(o.seed ?? 1234), hf = o.layout === "hf", D = s.dim;
   const out: SafetensorsWriteTensor[] = [];
-  const put = (name: string, shape: number[], v: Float32Array) => out.push({ name, dtype: "F32", shape, data: new Uint8Array(v.buffer) });
+  const put = (name: string, shape: number[], v: Float32Array) =>
+    out.push({ name, dtype: "F32", shape, data: new Uint8Array(v.buffer) });
   const rnd = (shape: number[], std: number, mean = 0) => randomTensor(rand, shape.reduce((a, b) => a * b, 1), std, mean);
   // quantizer: EMA sums and usages (codebook = sum / usage), 1×1 output projections
   for (const [first, count] of [[true, 1], [false, s.acousticCodebooks]] as const) {
-    const q = hf ? `quantizer.${first ? "semantic" : "acoustic"}_residual_vector_quantizer.` : `quantizer.${first ? "rvq_first" : "rvq_rest"}.`;
+    const q = hf ? `quantizer.${first ? "semantic" : "acoustic"}_residual_vector_quantizer.`
+      : `quantizer.${first ? "rvq_first" : "rvq_rest"}.`;
     for (let k = 0; k < count; k++) {
       const p = hf ? `${q}layers.${k}.codebook.` : `${q}vq.layers.${k}._codebook.`;
       const usage = rnd([s.codebookSize], 0.4, 1);
       const sum = rnd([s.codebookSize, s.codebookDim], 1);
-      for (let r = 0; r < s.codebookSize; r++) for (let j = 0; j < s.codebookDim; j++) sum[r * s.codebookDim + j] *= usage[r];
+      for (let r = 0; r < s.codebookSize; r++) {
+        for (let j = 0; j < s.codebookDim; j++) sum[r * s.codebookDim + j] *= usage[r];
+      }
       put(p + (hf ? "embed_sum" : "embedding_sum"), [s.codebookSize, s.codebookDim], sum);
       put(p + "cluster_usage", [s.codebookSize], usage);
       put(p + (hf ? "initialized" : "_initialized"), [1], new Float32Array([1]));
     }
-    put(q + "output_proj.weight", [D, s.codebookDim, 1], rnd([D, s.codebookDim, 1], 1 / Math.sqrt(s.codebookDim * (first ? 1 : s.acousticCodebooks))));
+    const fanIn = s.codebookDim * (first ? 1 : s.acousticCodebooks);
+    put(q + "output_proj.weight", [D, s.codebookDim, 1], rnd([D, s.codebookDim, 1], 1 / Math.sqrt(fanIn)));
   }
-  put(hf ? "upsample.conv.weight" : "upsample.convtr.convtr.convtr.weight", [D, 1, 2 * s.upsampleStride], rnd([D, 1, 2 * s.upsampleStride], 0.5, 0.5));
+  const upShape = [D, 1, 2 * s.upsampleStride];
+  put(hf ? "upsample.conv.weight" : "upsample.convtr.convtr.convtr.weight", upShape, rnd(upShape, 0.5, 0.5));
   for (let l = 0; l < s.layers; l++) {
     const p = hf ? `decoder_transformer.layers.${l}.` : `decoder_transformer.transformer.layers.${l}.`;
     const inProj = rnd([3 * D, D], 1 / Math.sqrt(D));
@@ -71,9 +80,12 @@ export function syntheticMimiSafetensors(o: { shape?: SyntheticMimiShape; seed?:
   for (const r of s.ratios) {
     const ch = mult * s.nFilters;
     conv(String(idx + 1), ch / 2, ch, 2 * r, true);
-    conv(`${idx + 2}.block.1`, ch / 4, ch / 2, 3);
-    conv(`${idx + 2}.block.3`, ch / 2, ch / 4, 1);
-    idx += 3; mult >>= 1;
+    const blocks = s.residualLayers ?? 1;
+    for (let j = 0; j < blocks; j++) {
+      conv(`${idx + 2 + j}.block.1`, ch / 4, ch / 2, 3);
+      conv(`${idx + 2 + j}.block.3`, ch / 2, ch / 4, 1);
+    }
+    idx += 2 + blocks; mult >>= 1;
   }
   conv(String(idx + 1), 1, s.nFilters, 3);
   return encodeSafetensors(out, { format: "pt" });
