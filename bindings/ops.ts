@@ -20,13 +20,35 @@ interface DecodeAttentionExports {
   attentionDecodeScratch(group: number, dh: number, kvLen: number): number;
 }
 
+/** One call of a batch: thread t runs fn(...shared, ...parts[t]); a null part skips that thread. */
+export interface ParallelCall { fn: string; shared: number[]; parts: (number[] | null)[] }
+
 /** Splits kernels across threads (the worker pool); absent → everything runs on this thread. */
 export interface ParallelExecutor {
   readonly size: number;
   matmul(fn: string, w: number, x: number, y: number, n: number, nTok: number, yStride: number, rows: number): void;
   /** fn(...shared, ...parts[t]) on thread t (thread 0 = the caller). */
   run(fn: string, shared: number[], parts: number[][]): void;
+  /** Several calls for one hand-off, each thread running its parts in order (at most 4 calls). */
+  runBatch(calls: readonly ParallelCall[]): void;
 }
+
+/** A batch holds at most this many calls (bindings/threads.ts MAX_CALLS). */
+const BATCH_CALLS = 4;
+
+/** Rows [0, rows) cut into `threads` ranges of whole multiples of `multiple` rows; null for an empty range. */
+export function rowRanges(rows: number, threads: number, multiple = 4): (number[] | null)[] {
+  const groups = Math.ceil(rows / multiple), parts: (number[] | null)[] = [];
+  for (let t = 0; t < threads; t++) {
+    const r0 = Math.min(rows, Math.floor((groups * t) / threads) * multiple);
+    const r1 = Math.min(rows, Math.floor((groups * (t + 1)) / threads) * multiple);
+    parts.push(r1 > r0 ? [r0, r1] : null);
+  }
+  return parts;
+}
+
+/** A matmul of a batch: y = W·x. */
+export interface MatmulJob { m: Matrix; a: Activation; y: number }
 /** @deprecated the old name of ParallelExecutor. */
 export type MatmulExecutor = ParallelExecutor;
 
@@ -73,6 +95,56 @@ export class Ops {
     const fn = m.x4 ? kern.x4!.matmul : kern.matmul;
     if (this.executor && m.nOut * a.n * a.nTok >= PARALLEL_MIN_MACS) this.executor.matmul(fn, m.ptr, x, y, a.n, a.nTok, m.nOut, m.nOut);
     else this.k[fn as `matmul${string}`](m.ptr, x, y, a.n, a.nTok, m.nOut, 0, m.nOut);
+  }
+
+  /**
+   * Several matmuls (e.g. q, k, v of one activation) with one thread hand-off: each thread computes its
+   * share of every matrix's rows. The same numbers as one matmul() after another.
+   */
+  matmulMany(jobs: readonly MatmulJob[]): void {
+    const calls = this.matmulCalls(jobs);
+    if (!calls) { for (const j of jobs) this.matmul(j.m, j.a, j.y); return; }
+    for (let i = 0; i < calls.length; i += BATCH_CALLS) this.executor!.runBatch(calls.slice(i, i + BATCH_CALLS));
+  }
+
+  /**
+   * SwiGLU's gated half: g = W_gate·x, u = W_up·x, out = silu(g) ⊙ u (out may be g). For one token the
+   * element-wise product runs on each thread's own rows inside the same hand-off as the two matmuls.
+   */
+  gatedUp(gate: Matrix, up: Matrix, a: Activation, g: number, u: number, out: number): void {
+    const F = gate.nOut, jobs = [{ m: gate, a, y: g }, { m: up, a, y: u }];
+    const calls = a.nTok === 1 && up.nOut === F ? this.matmulCalls(jobs) : null;
+    if (!calls) {
+      this.matmulMany(jobs);
+      this.k.swiglu(g, u, out, a.nTok * F);
+      return;
+    }
+    // gate and up are cut at the same rows (same row count), so thread t's swiglu reads only its own results
+    const parts = calls[0].parts.map((p) => (p ? [g + 4 * p[0], u + 4 * p[0], out + 4 * p[0], p[1] - p[0]] : null));
+    this.executor!.runBatch([...calls, { fn: "swiglu", shared: [], parts }]);
+  }
+
+  /**
+   * The batch calls of a set of matmuls split across threads, or null when they should run one by one on
+   * this thread: no threads, too little work, or two jobs needing one activation buffer for different inputs.
+   */
+  private matmulCalls(jobs: readonly MatmulJob[]): ParallelCall[] | null {
+    const ex = this.executor;
+    if (!ex) return null;
+    let macs = 0;
+    const users = new Map<ActKind, Activation>();
+    for (const { m, a } of jobs) {
+      macs += m.nOut * a.n * a.nTok;
+      const kind = kernelsFor(m.type, "matrix").act, prev = users.get(kind);
+      if (prev && prev !== a) return null;
+      users.set(kind, a);
+    }
+    if (macs < PARALLEL_MIN_MACS) return null;
+    return jobs.map(({ m, a, y }) => {
+      const kern = kernelsFor(m.type, "matrix");
+      return { fn: m.x4 ? kern.x4!.matmul : kern.matmul, shared: [m.ptr, this.prepare(a, kern.act), y, a.n, a.nTok, m.nOut],
+        parts: rowRanges(m.nOut, ex.size) };
+    });
   }
 
   /**

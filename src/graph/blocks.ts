@@ -86,7 +86,7 @@ export function attention(cx: BlockContext, w: AttnWeights, kCache: number, vCac
   pos0: number, T: number, s: AttnShape): void {
   const ops = cx.ops, k = ops.k, D = cx.dims.hiddenSize, H = s.nHeads, Hkv = s.nKv, dh = s.headDim;
   const x = ops.act(u, D, T);
-  ops.matmul(w.q, x, cx.q); ops.matmul(w.k, x, cx.kk); ops.matmul(w.v, x, cx.vv);
+  ops.matmulMany([{ m: w.q, a: x, y: cx.q }, { m: w.k, a: x, y: cx.kk }, { m: w.v, a: x, y: cx.vv }]); // one hand-off
   k.rmsNorm(cx.q, w.qNorm, cx.q, dh, T * H, s.eps);
   k.rmsNorm(cx.kk, w.kNorm, cx.kk, dh, T * Hkv, s.eps);
   k.ropeNeox(cx.q, cx.cs, H, dh, T); k.ropeNeox(cx.kk, cx.cs, Hkv, dh, T);
@@ -106,7 +106,7 @@ export function slidingAttention(cx: BlockContext, w: AttnWeights, kCache: numbe
   pos0: number, T: number, s: AttnShape, window: number, ring: number): void {
   const ops = cx.ops, k = ops.k, D = cx.dims.hiddenSize, H = s.nHeads, Hkv = s.nKv, dh = s.headDim, kvw = Hkv * dh;
   const x = ops.act(u, D, T);
-  ops.matmul(w.q, x, cx.q); ops.matmul(w.k, x, cx.kk); ops.matmul(w.v, x, cx.vv);
+  ops.matmulMany([{ m: w.q, a: x, y: cx.q }, { m: w.k, a: x, y: cx.kk }, { m: w.v, a: x, y: cx.vv }]); // one hand-off
   k.rmsNorm(cx.q, w.qNorm, cx.q, dh, T * H, s.eps);
   k.rmsNorm(cx.kk, w.kNorm, cx.kk, dh, T * Hkv, s.eps);
   k.ropeNeox(cx.q, cx.cs, H, dh, T); k.ropeNeox(cx.kk, cx.cs, Hkv, dh, T);
@@ -129,8 +129,7 @@ export function slidingAttention(cx: BlockContext, w: AttnWeights, kCache: numbe
 export function swigluFfn(cx: BlockContext, w: DenseFfnWeights, u: number, out: number, T: number): void {
   const ops = cx.ops, D = cx.dims.hiddenSize, F = w.gate.nOut;
   const x = ops.act(u, D, T);
-  ops.matmul(w.gate, x, cx.big); ops.matmul(w.up, x, cx.up);
-  ops.k.swiglu(cx.big, cx.up, cx.big, T * F);
+  ops.gatedUp(w.gate, w.up, x, cx.big, cx.up, cx.big); // silu(gate) ⊙ up into cx.big
   ops.matmul(w.down, ops.act(cx.big, F, T), out);
 }
 
@@ -193,9 +192,7 @@ export function moeFfn(cx: BlockContext, w: MoeFfnWeights, u: number, out: numbe
       list.forEach((i, r) => dst.set(src.subarray(Math.floor(i / K) * D, Math.floor(i / K) * D + D), r * D));
       xe = ops.act(s.x, D, n);
     }
-    ops.matmul(rowSlice(w.gate, e * F, F), xe, s.g);
-    ops.matmul(rowSlice(w.up, e * F, F), xe, s.u);
-    ops.k.swiglu(s.g, s.u, s.g, n * F);
+    ops.gatedUp(rowSlice(w.gate, e * F, F), rowSlice(w.up, e * F, F), xe, s.g, s.u, s.g);
     ops.matmul(rowSlice(w.down, e * D, D), ops.act(s.g, F, n), s.y);
     const y = a.f32(s.y, n * D);
     list.forEach((i, r) => {
