@@ -9,7 +9,8 @@ import { describe, expect, it } from "vitest";
 import { MimiDecoder, MIMI_SAMPLES_PER_FRAME } from "../../src/models/lfm2audio/mimi.js";
 import { syntheticMimiSafetensors, TINY_MIMI_SHAPE } from "../../src/models/lfm2audio/synthetic-mimi.js";
 import { mulberry32 } from "../../src/models/synthetic.js";
-import { encodeSafetensors } from "../../src/formats/safetensors-writer.js";
+import { encodeSafetensors, type SafetensorsWriteTensor } from "../../src/formats/safetensors-writer.js";
+import { f32ToF16 } from "../../src/formats/fp16.js";
 import { encodeGguf } from "../../src/formats/gguf-writer.js";
 import { loadModel, syntheticGguf } from "../../src/index.js";
 import { syntheticAudioHead } from "../../src/models/lfm2audio/synthetic-out.js";
@@ -22,6 +23,14 @@ const cat = (parts: Uint8Array[]) => new Uint8Array(Buffer.concat(parts));
 const randomCodes = (frames: number, seed: number) => {
   const r = mulberry32(seed);
   return Int32Array.from({ length: frames * 8 }, () => Math.floor(r() * 2048));
+};
+/** Re-encode a safetensors file after `edit` changes its tensor list (names, shapes, dtypes, bytes). */
+const rewrite = (bytes: Uint8Array, edit: (t: SafetensorsWriteTensor[]) => SafetensorsWriteTensor[]) => {
+  const n = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+  const list: SafetensorsWriteTensor[] = Object.entries<any>(header).filter(([k]) => k !== "__metadata__").map(([name, t]) =>
+    ({ name, dtype: t.dtype, shape: t.shape, data: bytes.slice(8 + n + t.data_offsets[0], 8 + n + t.data_offsets[1]) }));
+  return cat(encodeSafetensors(edit(list)));
 };
 const maxAbs = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 const peak = (a: Float32Array) => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
@@ -110,13 +119,39 @@ describe("Mimi decoder streaming and layouts", () => {
     expect(maxAbs(a.decode(codes), b.decode(codes))).toBeLessThan(1e-5);
   });
 
-  it("typed errors: not Mimi, missing codebook, bad shape, bad codes", async () => {
+  it("an F16 file decodes as the F32 one up to the weights' rounding", async () => {
+    const half = rewrite(tiny, (l) => l.map((t) => {
+      const v = new Float32Array(t.data.slice().buffer), h = Uint16Array.from(v, (x) => f32ToF16(x));
+      return { ...t, dtype: "F16", data: new Uint8Array(h.buffer) };
+    }));
+    const heads = TINY_MIMI_SHAPE.heads, codes = randomCodes(6, 7);
+    const a = (await MimiDecoder.load(tiny, { heads })).decode(codes);
+    const b = (await MimiDecoder.load(half, { heads })).decode(codes);
+    const err = maxAbs(a, b);
+    expect(err).toBeGreaterThan(0);
+    expect(err).toBeLessThan(2e-2 * Math.max(1, peak(a)));
+  });
+
+  it("typed errors: not Mimi, missing or misshapen tensors, unsupported dtype, bad codes", async () => {
     const other = cat(encodeSafetensors([{ name: "x", dtype: "F32", shape: [1], data: new Uint8Array(4) }]));
     await expect(MimiDecoder.load(other)).rejects.toMatchObject({ code: "BAD_INPUT" });
     await expect(MimiDecoder.load(new Uint8Array(3))).rejects.toMatchObject({ code: "BAD_MAGIC" });
     await expect(MimiDecoder.load(tiny, { codebooks: 9 })).rejects.toMatchObject({ code: "MISSING_TENSOR" });
     await expect(MimiDecoder.load(tiny, { heads: 0 })).rejects.toMatchObject({ code: "BAD_INPUT" });
     await expect(MimiDecoder.load(tiny, { heads: 5 })).rejects.toMatchObject({ code: "SHAPE_MISMATCH" });
+    const drop = rewrite(tiny, (l) => l.filter((t) => !t.name.endsWith("layers.1.linear2.weight")));
+    await expect(MimiDecoder.load(drop, { heads: 4 })).rejects.toMatchObject({ code: "MISSING_TENSOR" });
+    const reshaped = rewrite(tiny, (l) => l.map((t) => t.name.endsWith("layers.0.norm1.bias")
+      ? { ...t, shape: [t.shape[0] / 2, 2] } : t));
+    await expect(MimiDecoder.load(reshaped, { heads: 4 })).rejects.toMatchObject({ code: "SHAPE_MISMATCH" });
+    const f64 = rewrite(tiny, (l) => l.map((t) => t.name === "decoder.model.0.conv.conv.bias"
+      ? { ...t, dtype: "F64" as never, shape: [t.shape[0] / 2] } : t));
+    await expect(MimiDecoder.load(f64, { heads: 4 })).rejects.toMatchObject({ code: "UNSUPPORTED_TYPE" });
+    // more elements than bytes (the first tensor read, before any expected shape)
+    const short = rewrite(tiny, (l) => l.map((t) => t.name === "quantizer.rvq_first.vq.layers.0._codebook.embedding_sum"
+      ? { ...t, shape: [t.shape[0] * 2, t.shape[1]] } : t));
+    await expect(MimiDecoder.load(short, { heads: 4 }))
+      .rejects.toMatchObject({ code: "SHAPE_MISMATCH", message: expect.stringMatching(/bytes for shape/) });
     const m = await MimiDecoder.load(tiny);
     expect(() => m.decode([1, 2, 3])).toThrow(expect.objectContaining({ code: "BAD_INPUT" }));
     expect(() => m.decode([0, 0, 0, 0, 0, 0, 0, 2048])).toThrow(expect.objectContaining({ code: "BAD_INPUT" }));

@@ -92,15 +92,20 @@ class TensorSource {
   get(name: string, shape?: (number | null)[]): Tensor {
     const e = this.byName.get(name);
     if (!e) throw new Lfm2Error("MISSING_TENSOR", `the Mimi file has no ${name}`);
+    if (e.dtype !== "F32" && e.dtype !== "F16" && e.dtype !== "BF16") {
+      throw new Lfm2Error("UNSUPPORTED_TYPE", `Mimi tensor ${name} has dtype ${e.dtype} (F32, F16 or BF16 expected)`);
+    }
     if (shape && (shape.length !== e.shape.length || shape.some((d, i) => d !== null && d !== e.shape[i]))) {
       throw new Lfm2Error("SHAPE_MISMATCH", `Mimi tensor ${name} is [${e.shape}], expected [${shape.map((d) => d ?? "·")}]`);
     }
     const n = e.shape.reduce((a, b) => a * b, 1), out = new Float32Array(n);
+    if (n * (e.dtype === "F32" ? 4 : 2) !== e.bytes) {
+      throw new Lfm2Error("SHAPE_MISMATCH", `Mimi tensor ${name}: ${e.bytes} bytes for shape [${e.shape}] of ${e.dtype}`);
+    }
     const dv = new DataView(this.bytes.buffer, this.bytes.byteOffset + e.offset, e.bytes);
     if (e.dtype === "F32") for (let i = 0; i < n; i++) out[i] = dv.getFloat32(4 * i, true);
     else if (e.dtype === "F16") for (let i = 0; i < n; i++) out[i] = f16ToF32(dv.getUint16(2 * i, true));
-    else if (e.dtype === "BF16") for (let i = 0; i < n; i++) out[i] = bf16ToF32(dv.getUint16(2 * i, true));
-    else throw new Lfm2Error("UNSUPPORTED_TYPE", `Mimi tensor ${name} has dtype ${e.dtype} (F32, F16 or BF16 expected)`);
+    else for (let i = 0; i < n; i++) out[i] = bf16ToF32(dv.getUint16(2 * i, true));
     return { shape: e.shape, data: out };
   }
 }
@@ -347,7 +352,8 @@ export class MimiDecoder {
       const ch = mult * c.nFilters;
       const convtr = this.convTr(src, String(idx + 1), ch, ratio);
       if (convtr.cout !== ch / 2) {
-        throw new Lfm2Error("SHAPE_MISMATCH", `SEANet ConvTranspose ${idx + 1} gives ${convtr.cout} channels, expected ${ch / 2}`);
+        throw new Lfm2Error("SHAPE_MISMATCH",
+          `SEANet ConvTranspose ${idx + 1} gives ${convtr.cout} channels, expected ${ch / 2}`);
       }
       const res: ResBlock[] = [];
       for (let j = 0; j < c.residualLayers; j++) {
