@@ -1,14 +1,14 @@
 // Kyutai's Mimi codec decoder (codes → 24 kHz), which the original LFM2-Audio-1.5B uses for speech out
 // (liquid-audio loads `tokenizer-e351c8d8-checkpoint125.safetensors` with moshi's get_mimi defaults, 8 codebooks).
 // Facts from kyutai-labs/moshi (models/compression.py, loaders.py, modules/{seanet,conv,resample,transformer,rope}.py,
-// quantization/{vq,core_vq}.py) and transformers' Mimi conversion script (HF tensor names); docs/lfm2-audio-out.md §5.
+// quantization/{vq,core_vq}.py) and transformers' Mimi conversion script (HF tensor names); docs/lfm2-audio-out.md §6.
 //   codes [8 per 80 ms frame] → split RVQ: output_proj_first(cb0[c0]) + output_proj_rest(Σ_k cb_k[c_k]), each codebook
 //   = embedding_sum / max(cluster_usage, 1e-5) → depthwise ConvTranspose (k 4, stride 2, no bias) to 25 Hz →
 //   causal transformer (LayerNorm, interleaved RoPE, context 250, LayerScale, GELU MLP) → SEANet decoder (causal
 //   convs, ELU, ConvTranspose ×8,×6,×5,×4 with residual blocks) → 1920 samples per frame.
 // Everything is causal, so the decoder streams: a frame in → its 1920 samples out; decoding in chunks reproduces a
-// whole decode. Activations are time-major ([T][C]); the convs and linear layers run on `matmulF32Strided`
-// (assembly/conv1d.ts); the small per-element stages and the attention run here.
+// whole decode bit for bit. Activations are time-major ([T][C]); convs, linear layers, ELU, overlap-adds and the
+// attention run on assembly/conv1d.ts's kernels; layer norms, GELU, RoPE and the codebook sums run here.
 import { Shard } from "../../../bindings/shard.js";
 import { canShareMemory, chooseVariant, compileVariant, type WasmOptions } from "../../../bindings/wasm.js";
 import { WorkerPool } from "../../../bindings/threads.js";
