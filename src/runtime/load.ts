@@ -1,7 +1,8 @@
 // loadModel(): source → parsed header → the architecture's tensors placed across one or more shards
 // (WebAssembly memories) as the weights stream in → a Model (./model.ts). GGUF and Hugging
 // Face safetensors are both accepted.
-import { SpeechOut } from "../models/lfm2audio/speech-out.js";
+import { loadSpeechOut, type HfSpeechOutParts } from "../models/lfm2audio/speech-load.js";
+import { readHfAudioHead } from "../models/lfm2audio/hf-audio-head.js";
 import { fmt, MAX_BYTES } from "../../bindings/arena.js";
 import { Shard } from "../../bindings/shard.js";
 import { canShareMemory, chooseVariant, compileVariant } from "../../bindings/wasm.js";
@@ -47,6 +48,8 @@ interface Resolved {
   vision?: { load(tok: Tokenizer, o: VisionLoadOptions): Promise<VisionEncoder>; imageOptions: Lfm2VlImageOptions };
   /** An LFM2-Audio checkpoint: its speech-in encoder (read from the same safetensors). */
   audio?: { load(o: AudioEncoderLoadOptions): Promise<AudioEncoder> };
+  /** An LFM2-Audio checkpoint: its audio head (same safetensors) and `audio_detokenizer/`, for `speechOut`. */
+  speechOut?: HfSpeechOutParts;
 }
 
 const asJson = (v: Record<string, unknown> | string | undefined, what: string): Record<string, any> | undefined => {
@@ -81,7 +84,15 @@ async function readHfFolder(path: string): Promise<HfModelInput | null> {
   }
   return { config, safetensors, tokenizer: await read("tokenizer.json"), tokenizerConfig: await read("tokenizer_config.json"),
     chatTemplate: await read("chat_template.jinja"), preprocessorConfig: await read("preprocessor_config.json"),
-    ...(await readSentenceTransformersFolder(path)) };
+    ...(await readAudioDetokenizerFolder(path, names)), ...(await readSentenceTransformersFolder(path)) };
+}
+
+/** LFM2.5-Audio: the checkpoint's `audio_detokenizer/` subfolder (config.json + model.safetensors), if there is one. */
+async function readAudioDetokenizerFolder(path: string, names: string[]): Promise<{ audioDetokenizer?: HfModelInput }> {
+  if (!names.includes("audio_detokenizer")) return {};
+  const fs = await import("node:fs/promises"), dir = `${path}/audio_detokenizer`;
+  const config = await fs.readFile(`${dir}/config.json`, "utf8").catch(() => undefined);
+  return config === undefined ? {} : { audioDetokenizer: { config, safetensors: `${dir}/model.safetensors` } };
 }
 
 /** The byte source of a GGUF input: hub specs, split files, cached URLs, or anything openSource takes. */
@@ -121,8 +132,10 @@ async function resolveInput(input: ModelInput, opts: LoadOptions): Promise<Resol
       load: (tok: Tokenizer, o: VisionLoadOptions) => { checkImageToken(cfgJson, tok); return loadHfVision(parts ?? [trunk], cfgJson, preJson, o); },
     } : undefined;
     const audio = audioHf?.speechIn ? { load: (o: AudioEncoderLoadOptions) => loadHfAudio(parts ?? [trunk], cfgJson, o) } : undefined;
+    const speechOut = audioHf?.speechIn
+      ? { head: () => readHfAudioHead(parts ?? [trunk], cfgJson, signal), detokenizer: hf.audioDetokenizer } : undefined;
     return {
-      src: enc?.src ?? trunk, format: "safetensors", retrieval: enc?.retrieval, vision, audio,
+      src: enc?.src ?? trunk, format: "safetensors", retrieval: enc?.retrieval, vision, audio, speechOut,
       parse(prefix, size) {
         const f = sharded?.file ?? parseSafetensors(prefix, enc ? trunk.size : size, audioHf?.rename);
         const metadata = new Map<string, GgufValue>(Object.entries(f.metadata));
@@ -289,14 +302,12 @@ export async function loadModel(input: ModelInput, options: LoadOptions = {}): P
   if (r.retrieval) model.retrieval = r.retrieval;
   if (opts.speechOut) {
     if (!tokenizer) throw new Lfm2Error("BAD_INPUT", "speech output needs a text model with a tokenizer");
-    const { detokenizer, mimi } = opts.speechOut;
-    // one code decoder: the LFM2.5-Audio detokenizer backbone or Mimi's weights (LFM2-Audio-1.5B)
-    if ((detokenizer === undefined) === (mimi === undefined)) {
-      throw new Lfm2Error("BAD_INPUT", "speechOut takes either detokenizer (LFM2.5-Audio) or mimi (LFM2-Audio-1.5B), not both or neither");
-    }
-    const detok = detokenizer === undefined ? null : await loadModel(detokenizer, { threads, signal: opts.signal, chunkSize: 8 });
-    model.speech = await SpeechOut.create(media?.forward ?? fwd, tokenizer, detok?.forwardPass ?? null, opts.speechOut, model.media,
-      async (gguf) => (await loadModel(gguf, { threads, signal: opts.signal, chunkSize: 1 })).forwardPass);
+    // the head, code decoder and code table: from the files given, or from an LFM2-Audio HF checkpoint itself
+    try {
+      model.speech = await loadSpeechOut(opts.speechOut, { fwd: media?.forward ?? fwd, tok: tokenizer, media: model.media,
+        hf: r.speechOut, signal: opts.signal,
+        load: (input, chunkSize) => loadModel(input, { threads, signal: opts.signal, chunkSize }) });
+    } catch (e) { model.dispose(); throw e; }
   }
   return model;
 }

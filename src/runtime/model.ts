@@ -1,6 +1,5 @@
 // A loaded model of the LFM2 family (src/runtime/load.ts makes it): sessions, chat with a FIFO-shared
 // session, embeddings for encoder models, images and audio for models loaded with an mmproj, speech out.
-import type { GgmlTypeName } from "../core/quant-types.js";
 import { INTERLEAVED_SYSTEM_PROMPT, TTS_SYSTEM_PROMPT, type SpeechOut, type SpeechEvent, type SpeechMode, type SpeechOptions, type SpeechResult } from "../models/lfm2audio/speech-out.js";
 import type { Shard } from "../../bindings/shard.js";
 import type { WasmOptions, WasmVariant } from "../../bindings/wasm.js";
@@ -9,6 +8,7 @@ import type { GgufValue } from "../formats/gguf.js";
 import type { ModelCacheMode } from "../io/browser-cache.js";
 import type { ProgressCallback, SourceInput } from "../io/source.js";
 import type { SentenceTransformersInput } from "../models/colbert/hf.js";
+import type { SpeechOutOptions } from "../models/lfm2audio/speech-load.js";
 import { optionsObject, Session, type SessionOptions } from "./session.js";
 import { checkSignal, drain, exclusive, FifoLock } from "./lock.js";
 import type { Lfm2Config } from "../models/lfm2/config.js";
@@ -52,8 +52,11 @@ export interface LoadOptions extends WasmOptions {
    * LFM2-Audio speech output: the vocoder GGUF bytes (audio head, + code embeddings for LFM2.5, llama.cpp layout) and
    * one code decoder — LFM2.5-Audio's detokenizer backbone (an lfm2 GGUF with a 1282-wide dense_2 head) or, for the
    * original LFM2-Audio-1.5B, `mimi`: the bytes of its Mimi codec safetensors (docs/lfm2-audio-out.md §3, §5).
+   * An LFM2.5-Audio HF checkpoint (folder or file map with `audioDetokenizer`) holds them all: `speechOut: true`
+   * (or an object without vocoder / detokenizer) reads the head from its model.safetensors and the detokenizer
+   * and its code table from audio_detokenizer/. `detokenizerWeightType` requantizes the detokenizer once loaded.
    */
-  speechOut?: { vocoder: Uint8Array; detokenizer?: ModelInput; mimi?: Uint8Array; headWeightType?: GgmlTypeName };
+  speechOut?: true | SpeechOutOptions;
 }
 
 /** A Hugging Face model: config.json + model.safetensors (+ tokenizer files), each as data or a source. */
@@ -67,6 +70,8 @@ export interface HfModelInput extends SentenceTransformersInput {
   chatTemplate?: string;
   /** LFM2-VL: preprocessor_config.json (image processor options). */
   preprocessorConfig?: Record<string, unknown> | string;
+  /** LFM2.5-Audio: the `audio_detokenizer/` subfolder (its config.json and model.safetensors), for speech out. */
+  audioDetokenizer?: HfModelInput;
 }
 
 export type ModelInput = SourceInput | HfModelInput;
@@ -121,7 +126,10 @@ export class Model {
     return async (part, signal) => (await vision?.resolvePart(part, signal)) ?? (await audio?.resolvePart(part)) ?? null;
   }
 
+  private speechDisposed = false;
+
   private speechOf(): SpeechOut {
+    if (this.speechDisposed) throw new Lfm2Error("BAD_INPUT", "this model was disposed");
     if (!this.speech) throw new Lfm2Error("BAD_INPUT", "this model has no speech output: load it with { speechOut: { vocoder, detokenizer | mimi } }");
     return this.speech;
   }
@@ -261,6 +269,8 @@ export class Model {
 
   /** Stop worker threads and free the chat session. Idle threads never keep a process alive. */
   dispose(): void {
+    // speech out's own models, threads and kept state; dropped so their memories can be collected
+    if (this.speech) { this.speech.dispose(); this.speech = null; this.speechDisposed = true; }
     this.vision?.encoder.dispose();
     this.audio?.encoder.dispose();
     this.chatSession?.dispose();

@@ -61,12 +61,15 @@ export class AudioHead {
   private audioEmbed: Float32Array;
   private engine: EngineHead | null = null;
 
-  constructor(t: Map<string, F32Tensor>, nLayers: number) {
+  /** `source` names the file and its tensors in messages (the HF checkpoint spells some names differently). */
+  constructor(t: Map<string, F32Tensor>, nLayers: number,
+    source: { file: string; name(n: string): string } = { file: "the vocoder file", name: (n) => n }) {
     const get = (name: string, shape?: number[]) => {
       const x = t.get(name);
-      if (!x) throw new Lfm2Error("MISSING_TENSOR", `the vocoder file has no ${name}`);
+      if (!x) throw new Lfm2Error("MISSING_TENSOR", `${source.file} has no ${source.name(name)}`);
       if (shape && (x.shape.length !== shape.length || x.shape.some((v, i) => v !== shape[i]))) {
-        throw new Lfm2Error("SHAPE_MISMATCH", `${name} is {${x.shape.join(", ")}}, expected {${shape.join(", ")}}`);
+        throw new Lfm2Error("SHAPE_MISMATCH",
+          `${source.name(name)} is {${x.shape.join(", ")}}, expected {${shape.join(", ")}}`);
       }
       return x;
     };
@@ -315,7 +318,7 @@ class EngineHead {
 }
 
 /** A {nIn, nOut} matrix of `type` made from f32 rows, in the ops' memory (re-interleaved by four where the type can). */
-function placeMatrix(ops: Ops, type: GgmlType, values: Float32Array, nIn: number, nOut: number): Matrix {
+export function placeMatrix(ops: Ops, type: GgmlType, values: Float32Array, nIn: number, nOut: number): Matrix {
   const a = ops.arena, bytes = quantizeTensor(type, values, nIn), rb = rowBytes(type, nIn);
   const x4 = kernelsFor(type, "the audio head").x4;
   if (!x4 || nOut % 4 !== 0) {

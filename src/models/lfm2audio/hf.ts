@@ -298,6 +298,8 @@ export interface HfAudioWriteOptions {
   omit?: string[];
   /** HF tensor name → shape written in place of the right one (its values are zero-filled to fit). */
   reshape?: Record<string, number[]>;
+  /** The audio head's tensors (HF names; they replace the writer's audio_embedding stand-in) and config.depthformer. */
+  audioOut?: { tensors: SafetensorsWriteTensor[]; layers: number; dim: number };
 }
 
 function f32Values(file: Uint8Array, t: TensorInfo): Float32Array {
@@ -378,6 +380,11 @@ export function lfm2AudioHfFolder(textGguf: Uint8Array, mmproj: Uint8Array,
     else put(name, [...t.shape].reverse(), values);
   }
   const files = new Map<string, Uint8Array | string>();
+  if (opts.audioOut) {
+    const head = opts.audioOut.tensors.filter((t) => !opts.omit?.includes(t.name));
+    const names = new Set(head.map((t) => t.name));
+    out.splice(0, out.length, ...out.filter((t) => !names.has(t.name)), ...head);
+  }
   files.set("model.safetensors", concatChunks(encodeSafetensors(out, { format: "pt" })));
   files.set("config.json", JSON.stringify({
     architectures: ["Lfm2AudioForConditionalGeneration"], codebooks: 8, tie_audio_embeddings: false,
@@ -390,7 +397,7 @@ export function lfm2AudioHfFolder(textGguf: Uint8Array, mmproj: Uint8Array,
     },
     preprocessor: { sample_rate: 16000, normalize: "per_feature", window_size: 0.025, window_stride: 0.01, window: "hann",
       features: ac.nMel, n_fft: 512, log: true, frame_splicing: 1, dither: 1e-5, pad_to: 0, pad_value: 0 },
-    depthformer: { layers: 6, dim: 1024, tie: true },
+    depthformer: { layers: opts.audioOut?.layers ?? 6, dim: opts.audioOut?.dim ?? 1024, tie: true },
   }, null, 1));
   const tok = Tokenizer.fromGguf(text.metadata);
   files.set("tokenizer.json", JSON.stringify(toHfTokenizerJson(tok)));

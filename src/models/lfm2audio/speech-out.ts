@@ -16,7 +16,12 @@ import { MimiDecoder } from "./mimi.js";
 /** Codes → 24 kHz samples, frame by frame: LFM2.5-Audio's detokenizer or Mimi (LFM2-Audio-1.5B). */
 export interface CodeDecoder {
   stream(): { push(codes: ArrayLike<number>): Float32Array; end(): Float32Array; dispose(): void };
+  /** Free what the decoder holds itself (Mimi: its worker threads). */
+  dispose?(): void;
 }
+
+/** A model speech out loads beside the text model and owns (the engine depthformer, the detokenizer backbone). */
+export interface OwnedModel { forwardPass: Lfm2Forward; dispose(): void }
 
 /** Text ids of the switches (LFM2 vocabulary; liquid-audio and llama.cpp hard-code them too). */
 export const IM_END = 7, AUDIO_START = 128, TEXT_END = 130;
@@ -56,7 +61,11 @@ export interface SpeechResult {
 
 export interface SpeechOutFiles {
   /** Vocoder GGUF (llama.cpp convert_vocoder_to_gguf.py layout): the audio head and `emb.emb.weight`. */
-  vocoder: Uint8Array;
+  vocoder?: Uint8Array;
+  /** The audio head already read (an LFM2-Audio HF checkpoint's model.safetensors), in place of the vocoder's. */
+  head?: AudioHead;
+  /** The detokenizer's code table (an HF `audio_detokenizer/` emb.emb.weight), in place of the vocoder's. */
+  codeTable?: Float32Array;
   /**
    * LFM2-Audio-1.5B: its Mimi codec weights (`tokenizer-e351c8d8-checkpoint125.safetensors`, moshi names, or a
    * transformers `kyutai/mimi` model.safetensors) decode the codes instead of the LFM2.5 detokenizer.
@@ -76,6 +85,8 @@ const MAX_PREFIX_CHECKPOINTS = 8;
 
 export class SpeechOut {
   private cache: PrefixCache | null = null;
+  private owned: OwnedModel[] = [];
+  private disposed = false;
   /** Prompt positions of the last call taken from the cache and computed (for tests and benchmarks). */
   lastPrefill = { reused: 0, computed: 0 };
 
@@ -87,15 +98,59 @@ export class SpeechOut {
   }
 
   /** `engine` loads the depthformer as an lfm2 model on the engine's kernels (else the plain-JS reference runs). */
-  static async create(fwd: Lfm2Forward, tok: Tokenizer, detokBackbone: Lfm2Forward | null, files: SpeechOutFiles, media?: MediaResolver,
-    engine?: (gguf: Uint8Array) => Promise<Lfm2Forward>): Promise<SpeechOut> {
-    const head = loadAudioHead(files.vocoder);
-    if (engine) head.useEngine(await engine(concat8(head.engineGguf(files.headWeightType ?? "Q8_0"))));
-    let detok: CodeDecoder;
-    if (files.mimi) detok = await MimiDecoder.load(files.mimi);
-    else if (detokBackbone) detok = new AudioDetokenizer(detokBackbone, readCodeEmbeddings(files.vocoder).table);
-    else throw new Lfm2Error("BAD_INPUT", "speech out needs a detokenizer backbone (LFM2.5-Audio) or Mimi weights (LFM2-Audio-1.5B)");
-    return new SpeechOut(fwd, tok, head, detok, media);
+  /** Takes ownership of `detokBackbone` and the engine's model: dispose() frees them (so does a failure here). */
+  static async create(fwd: Lfm2Forward, tok: Tokenizer, detokBackbone: OwnedModel | null, files: SpeechOutFiles,
+    media?: MediaResolver, engine?: (gguf: Uint8Array) => Promise<OwnedModel>): Promise<SpeechOut> {
+    const owned = detokBackbone ? [detokBackbone] : [];
+    let detok: CodeDecoder | undefined;
+    try {
+      const head = files.head ?? (files.vocoder && loadAudioHead(files.vocoder));
+      if (!head) {
+        throw new Lfm2Error("BAD_INPUT", "speech out needs the audio head: a vocoder GGUF or an LFM2-Audio HF checkpoint");
+      }
+      if (engine) {
+        const e = await engine(concat8(head.engineGguf(files.headWeightType ?? "Q8_0")));
+        owned.push(e);
+        head.useEngine(e.forwardPass);
+      }
+      if (files.mimi) detok = await MimiDecoder.load(files.mimi);
+      else if (detokBackbone) {
+        const table = files.codeTable ?? (files.vocoder && readCodeEmbeddings(files.vocoder).table);
+        if (!table) {
+          throw new Lfm2Error("BAD_INPUT",
+            "the detokenizer's code table comes from the vocoder GGUF or an HF audio_detokenizer/");
+        }
+        detok = new AudioDetokenizer(detokBackbone.forwardPass, table);
+      } else {
+        throw new Lfm2Error("BAD_INPUT",
+          "speech out needs a detokenizer backbone (LFM2.5-Audio) or Mimi weights (LFM2-Audio-1.5B)");
+      }
+      const sp = new SpeechOut(fwd, tok, head, detok, media);
+      sp.owned = owned;
+      return sp;
+    } catch (e) {
+      detok?.dispose?.();
+      for (const m of owned) m.dispose();
+      throw e;
+    }
+  }
+
+  /**
+   * Free everything speech out holds: the kept backbone state (in the text model's memory; a call still running
+   * gives it back when it stops) and the depthformer's, detokenizer's or Mimi's models and worker threads. Calls
+   * afterwards fail with BAD_INPUT.
+   */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    if (this.cache && !this.cache.busy) { this.fwd.releaseState(this.cache.state); this.cache = null; }
+    this.detok.dispose?.();
+    for (const m of this.owned) m.dispose();
+    this.owned = [];
+  }
+
+  private checkLive(): void {
+    if (this.disposed) throw new Lfm2Error("BAD_INPUT", "this model was disposed");
   }
 
   /** The kept state if free (re-made when too small), marked busy; null while another call holds it. */
@@ -154,6 +209,7 @@ export class SpeechOut {
    * final). `startAudio` feeds `<|audio_start|>` after the prompt (TTS: the turn opens with speech).
    */
   async *generate(promptIds: number[], mode: SpeechMode, opts: SpeechOptions = {}, startAudio = false): AsyncGenerator<SpeechEvent, SpeechResult> {
+    this.checkLive();
     const f = this.fwd, D = f.cfg.hiddenSize;
     const maxTokens = opts.maxTokens ?? 1024, maxFrames = opts.maxFrames ?? 750, ctx = opts.contextLength ?? 4096;
     for (const [k, v] of [["maxTokens", maxTokens], ["maxFrames", maxFrames], ["contextLength", ctx]] as const) {
@@ -177,6 +233,7 @@ export class SpeechOut {
       let input: StepInput = [ids[ids.length - 1]];
       for (let n = 0; n < maxTokens; n++) {
         if (opts.signal?.aborted) throw new Lfm2Error("ABORTED", "speech generation aborted");
+        this.checkLive();
         left -= 1;
         const out = f.step(input, pos, state, audio ? "hidden" : "logits")!;
         pos += "embeddings" in input ? input.embeddings.length / D : input.length;
@@ -221,7 +278,9 @@ export class SpeechOut {
     } finally {
       stream.dispose();
       if (cache) cache.busy = false;
-      else f.releaseState(state);
+      // disposed while this call ran: its state goes back now
+      if (!cache || this.disposed) f.releaseState(state);
+      if (cache && this.disposed) this.cache = null;
     }
     return { text: this.tok.decode(textIds), pcm: concat(pcm), sampleRate: AUDIO_OUT_RATE, codes, finishReason: finish };
   }
