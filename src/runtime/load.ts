@@ -305,7 +305,7 @@ export async function loadModel(input: ModelInput, options: LoadOptions = {}): P
     // the head, code decoder and code table: from the files given, or from an LFM2-Audio HF checkpoint itself
     try {
       model.speech = await loadSpeechOut(opts.speechOut, { fwd: media?.forward ?? fwd, tok: tokenizer, media: model.media,
-        hf: r.speechOut, signal: opts.signal,
+        hf: r.speechOut, signal: opts.signal, threads,
         load: (input, chunkSize) => loadModel(input, { threads, signal: opts.signal, chunkSize }) });
     } catch (e) { model.dispose(); throw e; }
   }

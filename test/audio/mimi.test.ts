@@ -186,6 +186,17 @@ describe("LFM2-Audio-1.5B speech out through Mimi (loadModel speechOut.mimi)", (
     expect(peak(res.pcm)).toBeGreaterThan(0);
   });
 
+  it("Mimi decodes on the text model's threads (loaded with 2 threads: 2; the samples equal one thread's)", async () => {
+    const one = await loadModel(textPath, { threads: 1, speechOut: { vocoder, mimi } });
+    const two = await loadModel(textPath, { threads: 2, speechOut: { vocoder, mimi } });
+    try {
+      expect((two.speech!.detok as MimiDecoder).threads).toBe(Math.min(2, two.info.threads));
+      const a = await one.speak("Hello", { maxFrames: 3, seed: 1 }), b = await two.speak("Hello", { maxFrames: 3, seed: 1 });
+      expect(Array.from(b.codes.flat())).toEqual(Array.from(a.codes.flat()));
+      expect(maxAbs(a.pcm, b.pcm)).toBeLessThan(1e-6);
+    } finally { one.dispose(); two.dispose(); }
+  });
+
   it("typed errors: both or neither code decoder, a file that is not Mimi", async () => {
     await expect(loadModel(textPath, { threads: 1, speechOut: { vocoder, mimi, detokenizer: textPath } }))
       .rejects.toMatchObject({ code: "BAD_INPUT" });

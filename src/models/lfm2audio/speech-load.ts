@@ -34,7 +34,7 @@ export interface HfSpeechOutParts {
 }
 
 interface Context {
-  fwd: Lfm2Forward; tok: Tokenizer; media?: MediaResolver; hf?: HfSpeechOutParts; signal?: AbortSignal;
+  fwd: Lfm2Forward; tok: Tokenizer; media?: MediaResolver; hf?: HfSpeechOutParts; signal?: AbortSignal; threads?: number;
   /** Loads a side model (detokenizer, depthformer) with the text model's threads. */
   load(input: ModelInput, chunkSize: number): Promise<OwnedModel>;
 }
@@ -83,7 +83,7 @@ export async function loadSpeechOut(options: true | SpeechOutOptions, cx: Contex
   try {
     if (detok && o.detokenizerWeightType) requantizeMatrices(detok.forwardPass, o.detokenizerWeightType);
   } catch (e) { detok?.dispose(); throw e; }
-  const files = { vocoder, mimi, head, codeTable, headWeightType: o.headWeightType };
+  const files = { vocoder, mimi, head, codeTable, headWeightType: o.headWeightType, threads: cx.threads };
   return SpeechOut.create(cx.fwd, cx.tok, detok, files, cx.media,
     (gguf) => cx.load(gguf, 1));
 }

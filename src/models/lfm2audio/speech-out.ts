@@ -73,6 +73,8 @@ export interface SpeechOutFiles {
   mimi?: Uint8Array;
   /** Weight type of the depthformer on the engine (default Q8_0: about half the F16 time per frame; "F32" keeps the file's values). */
   headWeightType?: GgmlTypeName;
+  /** Threads of the Mimi decoder (the text model's; the other side models get theirs through `engine`). */
+  threads?: number;
 }
 
 /** Conv-state snapshot after the first `pos` prompt positions (the KV cache is cut back by position). */
@@ -113,7 +115,7 @@ export class SpeechOut {
         owned.push(e);
         head.useEngine(e.forwardPass);
       }
-      if (files.mimi) detok = await MimiDecoder.load(files.mimi);
+      if (files.mimi) detok = await MimiDecoder.load(files.mimi, { threads: files.threads });
       else if (detokBackbone) {
         const table = files.codeTable ?? (files.vocoder && readCodeEmbeddings(files.vocoder).table);
         if (!table) {
