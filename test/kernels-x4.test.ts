@@ -1,5 +1,9 @@
-// The load-time row-interleaved K-quant layouts (assembly/matmul-kx4.ts: Q4_Kx4, Q6_Kx4; matmul-k5x4.ts:
-// Q5_Kx4) against the file-layout kernels and the TS references, in the plain-SIMD and relaxed-SIMD build.
+// The load-time row-interleaved layouts (assembly/matmul-x4.ts: Q4_0x4, Q8_0x4; matmul-kx4.ts: Q4_Kx4, Q6_Kx4;
+// matmul-k5x4.ts: Q5_Kx4) against the file-layout kernels and the TS references, in the plain-SIMD and
+// relaxed-SIMD build. Q4_0x4 / Q8_0x4 interleave the four rows' quants in 4-byte chunks, take prefill tokens four
+// at a time and decode rows sixteen at a time (leftover tokens and groups one by one), so they run every nTok
+// from 1 to 9 over odd block counts and ranges with 1..4 groups: a chunk or row out of place, or a tile edge
+// off by one, changes outputs.
 //
 // As in test/kernels.test.ts the kernels run in child node processes (Node 20 validates the relaxed build
 // only with --experimental-wasm-relaxed-simd). Each build runs twice: with the engine's default tiering
@@ -22,12 +26,14 @@ import { randomActivations, randomMatrix } from "./helpers/kernel-inputs.js";
 import { mulberry32 } from "../src/models/synthetic.js";
 
 const ROOT = new URL("..", import.meta.url);
-const TYPES = ["Q4_K", "Q5_K", "Q6_K"] as const;
-const TOKENS = [1, 3, 4, 5, 17];
-const SIZES = [256, 768];
+const TYPES = ["Q4_0", "Q8_0", "Q4_K", "Q5_K", "Q6_K"] as const;
+const BLOCK32 = new Set<string>(["Q4_0", "Q8_0"]);
+const tokensOf = (type: string) => (BLOCK32.has(type) ? [1, 2, 3, 4, 5, 6, 7, 8, 9] : [1, 3, 4, 5, 17]);
+/** Inputs per row: 3 and 11 blocks of 32 (odd), or 1 and 3 K-blocks of 256. */
+const sizesOf = (type: string) => (BLOCK32.has(type) ? [96, 352] : [256, 768]);
 const ROWS = 16;
-/** Computed row ranges [r0, r1): multiples of four, including r0 > 0 and single groups. */
-const RANGES = [[0, 16], [4, 12], [12, 16], [0, 4], [8, 12]] as const;
+/** Computed row ranges [r0, r1): multiples of four, including r0 > 0, single groups and odd group counts. */
+const RANGES = [[0, 16], [4, 12], [12, 16], [0, 4], [8, 12], [4, 16]] as const;
 const RUNS = [
   { name: "plain", variant: "lfm2-simd", flags: [] as string[] },
   { name: "plain, optimizing tier", variant: "lfm2-simd", flags: ["--no-liftoff"] },
@@ -70,7 +76,7 @@ for (const job of jobs) {
   const mats = [];
   for (const { x, nTok } of job.xs) {
     const xp = put(x), xa = arena.alloc(actBytes(kern.act, n, nTok));
-    k.quantizeQ8_K(xp, n, nTok, xa);
+    if (kern.act === "q8_0") k.quantizeQ8_0(xp, n, nTok, xa); else k.quantizeQ8_K(xp, n, nTok, xa);
     for (const [r0, r1] of job.ranges) {
       const stride = rows + 3;
       const y4 = arena.alloc(nTok * stride * 4), yf = arena.alloc(nTok * stride * 4);
@@ -111,9 +117,9 @@ const CASES: Case[] = [];
 {
   const rand = mulberry32(8675309);
   for (const type of TYPES) {
-    for (const n of SIZES) {
+    for (const n of sizesOf(type)) {
       const w = randomMatrix(GGML[type], ROWS, n, rand);
-      CASES.push({ type, n, w, xs: TOKENS.map((nTok) => ({ nTok, x: randomActivations(nTok, n, rand) })) });
+      CASES.push({ type, n, w, xs: tokensOf(type).map((nTok) => ({ nTok, x: randomActivations(nTok, n, rand) })) });
     }
   }
 }
@@ -163,7 +169,7 @@ function check(c: Case, nTok: number, x: Float32Array, [r0, r1]: readonly [numbe
 for (const run of RUNS) {
   describe(`${run.name} build (${run.variant}${run.flags.length ? " " + run.flags.join(" ") : ""})`, () => {
     for (const type of TYPES) {
-      for (const nTok of TOKENS) {
+      for (const nTok of tokensOf(type)) {
         it(`${type}x4 matmul, nTok=${nTok}: = file-layout kernel and dotReference (≤ 1e-5 of Σ|w·x|), rows ${RANGES.map(([a, b]) => `[${a},${b})`).join(" ")}`, (ctx) => {
           const res = results.get(run.name);
           if (!res) return ctx.skip();
