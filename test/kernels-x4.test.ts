@@ -1,9 +1,8 @@
 // The load-time row-interleaved layouts (assembly/matmul-x4.ts: Q4_0x4, Q8_0x4; matmul-kx4.ts: Q4_Kx4, Q6_Kx4;
 // matmul-k5x4.ts: Q5_Kx4) against the file-layout kernels and the TS references, in the plain-SIMD and
-// relaxed-SIMD build. Q4_0x4 / Q8_0x4 interleave the four rows' quants in 4-byte chunks, take prefill tokens four
-// at a time and decode rows sixteen at a time (leftover tokens and groups one by one), so they run every nTok
-// from 1 to 9 over odd block counts and ranges with 1..4 groups: a chunk or row out of place, or a tile edge
-// off by one, changes outputs.
+// relaxed-SIMD build. Q4_0x4 / Q8_0x4 take prefill tokens four at a time and the rest one by one (Q8_0x4 with the
+// four rows' quants interleaved in 4-byte chunks), so they run every nTok from 1 to 9 over odd block counts and
+// ranges of 1..4 groups: a chunk or row out of place, or a tile edge off by one, changes outputs.
 //
 // As in test/kernels.test.ts the kernels run in child node processes (Node 20 validates the relaxed build
 // only with --experimental-wasm-relaxed-simd). Each build runs twice: with the engine's default tiering
