@@ -25,6 +25,9 @@ const STOP = -1;
 // Spin iterations before sleeping. Short: when cores are oversubscribed a spinning waiter steals the
 // time slice of the thread it waits for, so long spins turn a 2-thread run slower than 1 thread.
 const SPIN = 20000;
+// Spin iterations the caller, its own share done, waits for a worker to take its claim before running
+// that share itself (the worker is asleep, descheduled or gone).
+const STEAL_AFTER = 4000;
 
 // The worker body, kept as source text so one file serves Node (eval worker), Deno and browsers
 // (Blob URL) without bundler configuration.
@@ -168,6 +171,9 @@ export class WorkerPool implements ParallelExecutor {
     this.runShare(calls, 0);
     let byWorkers = 0;
     for (let t = 1; t < T; t++) {
+      // a worker spinning on GEN takes its claim within microseconds: taking its share at once would
+      // often double this thread's work for nothing, so wait a little before presuming it stalled
+      for (let spins = 0; spins < STEAL_AFTER && Atomics.load(c, CLAIM + t) === 0; spins++);
       const was = Atomics.compareExchange(c, CLAIM + t, 0, BY_CALLER);
       if (was === 0) this.runShare(calls, t); // its worker has not started: no waiting for it
       else if (was === BY_WORKER) byWorkers++;
