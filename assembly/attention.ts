@@ -137,34 +137,22 @@ export function attentionTiles(q: usize, kCache: usize, vCache: usize, out: usiz
     for (let b = 0; b < maxLen; b += ATT_KB) {
       const n = min(ATT_KB, maxLen - b);
       decodeBlock(kCache + <usize>(b * kvw) * 2 + koff, kvw, dh, n, kb);
-      for (let r = 0; r < rows; r++) {
-        const len = causal ? pos0 + t0 + r / group + 1 : kvLen;
-        if (len <= b) continue;
-        const m = min(n, len - b);
-        const qd = qh + <usize>(r * dh) * 4, srow = sc + <usize>(r * stride + b) * 4;
+      // two query rows at a time share each key load (rows of one token, or the next token's: lenA ≤ lenB)
+      let r = 0;
+      for (; r + 2 <= rows; r += 2) {
+        const lenA = causal ? pos0 + t0 + r / group + 1 : kvLen, lenB = causal ? pos0 + t0 + (r + 1) / group + 1 : kvLen;
+        if (lenB <= b) continue;
+        const mA = max(0, min(n, lenA - b)), mB = min(n, lenB - b);
+        const qa = qh + <usize>(r * dh) * 4, qb = qa + <usize>dh * 4;
+        const srowA = sc + <usize>(r * stride + b) * 4, srowB = srowA + <usize>stride * 4;
         let j = 0;
-        for (; j + 4 <= m; j += 4) {
-          const k0 = kb + <usize>(j * dh) * 4, k1 = k0 + <usize>dh * 4, k2 = k1 + <usize>dh * 4, k3 = k2 + <usize>dh * 4;
-          let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-          for (let i = 0; i < dh; i += 4) {
-            const o = <usize>(i * 4), qv = v128.load(qd + o);
-            a0 = f32x4.add(a0, f32x4.mul(v128.load(k0 + o), qv));
-            a1 = f32x4.add(a1, f32x4.mul(v128.load(k1 + o), qv));
-            a2 = f32x4.add(a2, f32x4.mul(v128.load(k2 + o), qv));
-            a3 = f32x4.add(a3, f32x4.mul(v128.load(k3 + o), qv));
-          }
-          // four hsumF32 at once, same association: (x0 + x2) + (x1 + x3)
-          const s01 = f32x4.add(i32x4.shuffle(a0, a1, 0, 1, 4, 5), i32x4.shuffle(a0, a1, 2, 3, 6, 7));
-          const s23 = f32x4.add(i32x4.shuffle(a2, a3, 0, 1, 4, 5), i32x4.shuffle(a2, a3, 2, 3, 6, 7));
-          const s = f32x4.add(i32x4.shuffle(s01, s23, 0, 2, 4, 6), i32x4.shuffle(s01, s23, 1, 3, 5, 7));
-          v128.store(srow + <usize>(j * 4), f32x4.mul(s, vscale));
-        }
-        for (; j < m; j++) {
-          const kp = kb + <usize>(j * dh) * 4;
-          let acc = f32x4.splat(0);
-          for (let i = 0; i < dh; i += 4) acc = f32x4.add(acc, f32x4.mul(v128.load(kp + <usize>(i * 4)), v128.load(qd + <usize>(i * 4))));
-          store<f32>(srow + <usize>(j * 4), hsumF32(acc) * scale);
-        }
+        for (; j + 4 <= mA; j += 4) scoreKeys4x2(kb + <usize>(j * dh) * 4, qa, qb, dh, vscale, srowA + <usize>(j * 4), srowB + <usize>(j * 4));
+        scoreRowTail(kb, qa, dh, j, mA, scale, vscale, srowA);
+        scoreRowTail(kb, qb, dh, j, mB, scale, vscale, srowB);
+      }
+      if (r < rows) {
+        const len = causal ? pos0 + t0 + r / group + 1 : kvLen;
+        if (len > b) scoreRowTail(kb, qh + <usize>(r * dh) * 4, dh, 0, min(n, len - b), scale, vscale, sc + <usize>(r * stride + b) * 4);
       }
     }
     // softmax per row, probabilities rounded to fp16 in place
@@ -179,33 +167,123 @@ export function attentionTiles(q: usize, kCache: usize, vCache: usize, out: usiz
     for (let b = 0; b < maxLen; b += ATT_KB) {
       const n = min(ATT_KB, maxLen - b);
       decodeBlock(vCache + <usize>(b * kvw) * 2 + koff, kvw, dh, n, kb);
-      for (let r = 0; r < rows; r++) {
-        const t = t0 + r / group, h = kvh * group + r % group;
-        const len = causal ? pos0 + t + 1 : kvLen;
-        if (len <= b) continue;
-        const m = min(n, len - b);
-        const op = out + <usize>((t * nHeads + h) * dh) * 4, prow = sc + <usize>(r * stride + b) * 4;
+      // two rows at a time share each v load; the longer row then finishes alone (each sum stays in key order)
+      let r = 0;
+      for (; r + 2 <= rows; r += 2) {
+        const tA = t0 + r / group, hA = kvh * group + r % group, tB = t0 + (r + 1) / group, hB = kvh * group + (r + 1) % group;
+        const lenA = causal ? pos0 + tA + 1 : kvLen, lenB = causal ? pos0 + tB + 1 : kvLen;
+        if (lenB <= b) continue;
+        const mA = max(0, min(n, lenA - b)), mB = min(n, lenB - b);
+        const opA = out + <usize>((tA * nHeads + hA) * dh) * 4, opB = out + <usize>((tB * nHeads + hB) * dh) * 4;
+        const prowA = sc + <usize>(r * stride + b) * 4, prowB = prowA + <usize>stride * 4;
         let i = 0;
         for (; i + 16 <= dh; i += 16) {
-          const oo = op + <usize>(i * 4);
-          let o0 = v128.load(oo), o1 = v128.load(oo, 16), o2 = v128.load(oo, 32), o3 = v128.load(oo, 48);
-          for (let j = 0; j < m; j++) {
-            const p = v128.load32_splat(prow + <usize>(j * 4)), vp = kb + <usize>(j * dh + i) * 4;
-            o0 = f32x4.add(o0, f32x4.mul(p, v128.load(vp)));
-            o1 = f32x4.add(o1, f32x4.mul(p, v128.load(vp, 16)));
-            o2 = f32x4.add(o2, f32x4.mul(p, v128.load(vp, 32)));
-            o3 = f32x4.add(o3, f32x4.mul(p, v128.load(vp, 48)));
+          const ooA = opA + <usize>(i * 4), ooB = opB + <usize>(i * 4);
+          let a0 = v128.load(ooA), a1 = v128.load(ooA, 16), a2 = v128.load(ooA, 32), a3 = v128.load(ooA, 48);
+          let b0 = v128.load(ooB), b1 = v128.load(ooB, 16), b2 = v128.load(ooB, 32), b3 = v128.load(ooB, 48);
+          let j = 0;
+          for (; j < mA; j++) {
+            const pa = v128.load32_splat(prowA + <usize>(j * 4)), pb = v128.load32_splat(prowB + <usize>(j * 4));
+            const vp = kb + <usize>(j * dh + i) * 4;
+            const v0 = v128.load(vp), v1 = v128.load(vp, 16), v2 = v128.load(vp, 32), v3 = v128.load(vp, 48);
+            a0 = f32x4.add(a0, f32x4.mul(pa, v0)); b0 = f32x4.add(b0, f32x4.mul(pb, v0));
+            a1 = f32x4.add(a1, f32x4.mul(pa, v1)); b1 = f32x4.add(b1, f32x4.mul(pb, v1));
+            a2 = f32x4.add(a2, f32x4.mul(pa, v2)); b2 = f32x4.add(b2, f32x4.mul(pb, v2));
+            a3 = f32x4.add(a3, f32x4.mul(pa, v3)); b3 = f32x4.add(b3, f32x4.mul(pb, v3));
           }
-          v128.store(oo, o0); v128.store(oo, o1, 16); v128.store(oo, o2, 32); v128.store(oo, o3, 48);
+          for (; j < mB; j++) {
+            const pb = v128.load32_splat(prowB + <usize>(j * 4)), vp = kb + <usize>(j * dh + i) * 4;
+            b0 = f32x4.add(b0, f32x4.mul(pb, v128.load(vp)));
+            b1 = f32x4.add(b1, f32x4.mul(pb, v128.load(vp, 16)));
+            b2 = f32x4.add(b2, f32x4.mul(pb, v128.load(vp, 32)));
+            b3 = f32x4.add(b3, f32x4.mul(pb, v128.load(vp, 48)));
+          }
+          v128.store(ooA, a0); v128.store(ooA, a1, 16); v128.store(ooA, a2, 32); v128.store(ooA, a3, 48);
+          v128.store(ooB, b0); v128.store(ooB, b1, 16); v128.store(ooB, b2, 32); v128.store(ooB, b3, 48);
         }
-        for (; i < dh; i += 4) {
-          const oo = op + <usize>(i * 4);
-          let o0 = v128.load(oo);
-          for (let j = 0; j < m; j++) o0 = f32x4.add(o0, f32x4.mul(v128.load32_splat(prow + <usize>(j * 4)), v128.load(kb + <usize>(j * dh + i) * 4)));
-          v128.store(oo, o0);
+        if (i < dh) {
+          weightedSumTail(kb, prowA, opA, dh, i, mA);
+          weightedSumTail(kb, prowB, opB, dh, i, mB);
         }
       }
+      if (r < rows) {
+        const t = t0 + r / group, h = kvh * group + r % group;
+        const len = causal ? pos0 + t + 1 : kvLen;
+        if (len > b) weightedSumTail(kb, sc + <usize>(r * stride + b) * 4, out + <usize>((t * nHeads + h) * dh) * 4, dh, 0, min(n, len - b));
+      }
     }
+  }
+}
+
+/** Scores of four f32 keys (rows of dh at k0) for two q rows: ×scale to sA, sB; per-score sums as scoreRowTail's. */
+// @ts-ignore: decorator
+@inline function scoreKeys4x2(k0: usize, qa: usize, qb: usize, dh: i32, vscale: v128, sA: usize, sB: usize): void {
+  const k1 = k0 + <usize>dh * 4, k2 = k1 + <usize>dh * 4, k3 = k2 + <usize>dh * 4;
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+  for (let i = 0; i < dh; i += 4) {
+    const o = <usize>(i * 4), qva = v128.load(qa + o), qvb = v128.load(qb + o);
+    let kv = v128.load(k0 + o); a0 = f32x4.add(a0, f32x4.mul(kv, qva)); b0 = f32x4.add(b0, f32x4.mul(kv, qvb));
+    kv = v128.load(k1 + o); a1 = f32x4.add(a1, f32x4.mul(kv, qva)); b1 = f32x4.add(b1, f32x4.mul(kv, qvb));
+    kv = v128.load(k2 + o); a2 = f32x4.add(a2, f32x4.mul(kv, qva)); b2 = f32x4.add(b2, f32x4.mul(kv, qvb));
+    kv = v128.load(k3 + o); a3 = f32x4.add(a3, f32x4.mul(kv, qva)); b3 = f32x4.add(b3, f32x4.mul(kv, qvb));
+  }
+  // four hsumF32 at once, same association: (x0 + x2) + (x1 + x3)
+  let s01 = f32x4.add(i32x4.shuffle(a0, a1, 0, 1, 4, 5), i32x4.shuffle(a0, a1, 2, 3, 6, 7));
+  let s23 = f32x4.add(i32x4.shuffle(a2, a3, 0, 1, 4, 5), i32x4.shuffle(a2, a3, 2, 3, 6, 7));
+  v128.store(sA, f32x4.mul(f32x4.add(i32x4.shuffle(s01, s23, 0, 2, 4, 6), i32x4.shuffle(s01, s23, 1, 3, 5, 7)), vscale));
+  s01 = f32x4.add(i32x4.shuffle(b0, b1, 0, 1, 4, 5), i32x4.shuffle(b0, b1, 2, 3, 6, 7));
+  s23 = f32x4.add(i32x4.shuffle(b2, b3, 0, 1, 4, 5), i32x4.shuffle(b2, b3, 2, 3, 6, 7));
+  v128.store(sB, f32x4.mul(f32x4.add(i32x4.shuffle(s01, s23, 0, 2, 4, 6), i32x4.shuffle(s01, s23, 1, 3, 5, 7)), vscale));
+}
+
+/** Scores of keys [j0, m) of the f32 block kb for one q row (four at a time, then one by one) into srow. */
+// @ts-ignore: decorator
+@inline function scoreRowTail(kb: usize, qd: usize, dh: i32, j0: i32, m: i32, scale: f32, vscale: v128, srow: usize): void {
+  let j = j0;
+  for (; j + 4 <= m; j += 4) {
+    const k0 = kb + <usize>(j * dh) * 4, k1 = k0 + <usize>dh * 4, k2 = k1 + <usize>dh * 4, k3 = k2 + <usize>dh * 4;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    for (let i = 0; i < dh; i += 4) {
+      const o = <usize>(i * 4), qv = v128.load(qd + o);
+      a0 = f32x4.add(a0, f32x4.mul(v128.load(k0 + o), qv));
+      a1 = f32x4.add(a1, f32x4.mul(v128.load(k1 + o), qv));
+      a2 = f32x4.add(a2, f32x4.mul(v128.load(k2 + o), qv));
+      a3 = f32x4.add(a3, f32x4.mul(v128.load(k3 + o), qv));
+    }
+    const s01 = f32x4.add(i32x4.shuffle(a0, a1, 0, 1, 4, 5), i32x4.shuffle(a0, a1, 2, 3, 6, 7));
+    const s23 = f32x4.add(i32x4.shuffle(a2, a3, 0, 1, 4, 5), i32x4.shuffle(a2, a3, 2, 3, 6, 7));
+    v128.store(srow + <usize>(j * 4), f32x4.mul(f32x4.add(i32x4.shuffle(s01, s23, 0, 2, 4, 6), i32x4.shuffle(s01, s23, 1, 3, 5, 7)), vscale));
+  }
+  for (; j < m; j++) {
+    const kp = kb + <usize>(j * dh) * 4;
+    let acc = f32x4.splat(0);
+    for (let i = 0; i < dh; i += 4) acc = f32x4.add(acc, f32x4.mul(v128.load(kp + <usize>(i * 4)), v128.load(qd + <usize>(i * 4))));
+    store<f32>(srow + <usize>(j * 4), hsumF32(acc) * scale);
+  }
+}
+
+/** out[i0..dh) += Σ_{j<m} p_j · v_j (one row; sixteen floats in registers, then fours), in key order. */
+// @ts-ignore: decorator
+@inline function weightedSumTail(kb: usize, prow: usize, op: usize, dh: i32, i0: i32, m: i32): void {
+  let i = i0;
+  for (; i + 16 <= dh; i += 16) {
+    const oo = op + <usize>(i * 4);
+    let o0 = v128.load(oo), o1 = v128.load(oo, 16), o2 = v128.load(oo, 32), o3 = v128.load(oo, 48);
+    for (let j = 0; j < m; j++) {
+      const p = v128.load32_splat(prow + <usize>(j * 4)), vp = kb + <usize>(j * dh + i) * 4;
+      o0 = f32x4.add(o0, f32x4.mul(p, v128.load(vp)));
+      o1 = f32x4.add(o1, f32x4.mul(p, v128.load(vp, 16)));
+      o2 = f32x4.add(o2, f32x4.mul(p, v128.load(vp, 32)));
+      o3 = f32x4.add(o3, f32x4.mul(p, v128.load(vp, 48)));
+    }
+    v128.store(oo, o0); v128.store(oo, o1, 16); v128.store(oo, o2, 32); v128.store(oo, o3, 48);
+  }
+  for (; i < dh; i += 4) {
+    const oo = op + <usize>(i * 4);
+    let o0 = v128.load(oo);
+    for (let j = 0; j < m; j++) o0 = f32x4.add(o0, f32x4.mul(v128.load32_splat(prow + <usize>(j * 4)), v128.load(kb + <usize>(j * dh + i) * 4)));
+    v128.store(oo, o0);
   }
 }
 

@@ -2,6 +2,8 @@
 // per-head kernel (`attention`, bit for bit: same arithmetic in the same order) and a plain f64 reference
 // (llama.cpp's rounding points: q, K, V and the probabilities in fp16), for several head sizes, GQA
 // groups, token counts, start positions, causal and bidirectional.
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Arena, createMemory } from "../bindings/arena.js";
 import { Ops } from "../bindings/ops.js";
@@ -191,5 +193,21 @@ describe("a model on 2 threads", () => {
     };
     const one = await run(1), two = await run(2);
     for (let i = 0; i < one.length; i++) expect(two[i]).toEqual(one[i]);
+  });
+});
+
+describe("the relaxed build (one-instruction clamp and conversion in exp)", () => {
+  it("gives the plain SIMD build's attention and SwiGLU bit for bit, and a NaN stays NaN", () => {
+    // a child node process: Node 20 runs the relaxed build only with --experimental-wasm-relaxed-simd
+    const script = fileURLToPath(new URL("./helpers/relaxed-exp-check.ts", import.meta.url));
+    const r = spawnSync(process.execPath, ["--experimental-wasm-relaxed-simd", "--import", "tsx", script],
+      { cwd: fileURLToPath(new URL("..", import.meta.url)), encoding: "utf8", timeout: 120_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const res = JSON.parse(r.stdout) as { relaxed: boolean; attentionCases: number; attentionDiffers: string[]; swigluDiffers: number[]; nanStaysNan: boolean };
+    expect(res.relaxed).toBe(true);
+    expect(res.attentionCases).toBeGreaterThan(50);
+    expect(res.attentionDiffers).toEqual([]);
+    expect(res.swigluDiffers).toEqual([]);
+    expect(res.nanStaysNan).toBe(true);
   });
 });
