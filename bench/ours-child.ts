@@ -1,9 +1,10 @@
 // One measurement of lfm2-wasm in a fresh Node process (so cold start and peak RSS are its own):
-//   node [--import tsx] bench/ours-child.ts '{"model": "...", "threads": 1, "ids": [...], "genTokens": 128}'
+//   node [--import tsx] bench/ours-child.ts run.json   (run.json: {"model": "...", "threads": 1, "ids": [...], "genTokens": 128})
 // Prints one JSON line: a RivalResult plus memory figures.
+import { readFileSync } from "node:fs";
 import { loadModel } from "../dist/index.js";
 
-const cfg = JSON.parse(process.argv[2]);
+const cfg = JSON.parse(readFileSync(process.argv[2], "utf8"));
 const t0 = performance.now();
 const model = await loadModel(cfg.model, { threads: cfg.threads });
 const session = model.createSession({ contextLength: cfg.ids.length + cfg.genTokens + 16 });
