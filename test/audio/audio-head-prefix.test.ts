@@ -1,25 +1,12 @@
 // speak() keeps the backbone state between calls: a prompt sharing the system turn with the previous one resumes
 // after it (conv checkpoint + KV cut back by position) and gives exactly what a fresh model gives.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { loadModel, syntheticGguf, type SpeechResult } from "../../src/index.js";
-import { syntheticAudioHead, syntheticDetokenizerGguf, syntheticVocoderGguf } from "../../src/models/lfm2audio/synthetic-out.js";
+import { loadModel, type SpeechResult } from "../../src/index.js";
 import { TTS_SYSTEM_PROMPT } from "../../src/models/lfm2audio/speech-out.js";
+import { writeTinySpeechSet } from "./tiny-speech-set.js";
 
-const dir = mkdtempSync(join(tmpdir(), "speech-prefix-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const write = (name: string, chunks: Uint8Array[]) => {
-  const p = join(dir, name);
-  writeFileSync(p, Buffer.concat(chunks));
-  return p;
-};
-const shape = { hiddenSize: 64, nLayers: 4, nHeads: 4, nKv: 2, ffDim: 128, attn: [1, 3], vocabSize: 2048 };
-const textPath = write("text.gguf", syntheticGguf({ shape, weightType: "F32", seed: 4 }));
-const detokPath = write("detok.gguf", syntheticDetokenizerGguf({ slidingWindow: 30 }));
-const head = syntheticAudioHead({ backboneDim: 64, dim: 256, nLayers: 2, ffDim: 128 });
-const vocoder = Buffer.concat(syntheticVocoderGguf(64, 5, head.tensors, head.meta));
+const { textPath, detokPath, vocoder, remove } = writeTinySpeechSet("speech-prefix-");
+afterAll(remove);
 // chunks of 4 tokens: the prompt is prefilled over several steps, and checkpoints fall inside chunks' reach
 const load = () => loadModel(textPath, { threads: 1, chunkSize: 4, speechOut: { vocoder, detokenizer: detokPath } });
 const same = (a: SpeechResult, b: SpeechResult) => {

@@ -3,26 +3,12 @@
 // each here: every pool created while loading ends with no workers). Calls afterwards fail with BAD_INPUT, and so
 // does a stream that was running when the model was disposed (its state given back when it stops).
 import { afterAll, describe, expect, it, vi } from "vitest";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { loadModel, syntheticGguf, type Model } from "../../src/index.js";
-import { syntheticAudioHead, syntheticDetokenizerGguf, syntheticVocoderGguf }
-  from "../../src/models/lfm2audio/synthetic-out.js";
+import { loadModel, type Model } from "../../src/index.js";
+import { writeTinySpeechSet } from "./tiny-speech-set.js";
 import { WorkerPool } from "../../bindings/threads.js";
 
-const dir = mkdtempSync(join(tmpdir(), "speech-dispose-"));
-const write = (name: string, chunks: Uint8Array[]) => {
-  const p = join(dir, name);
-  writeFileSync(p, Buffer.concat(chunks));
-  return p;
-};
-const shape = { hiddenSize: 64, nLayers: 4, nHeads: 4, nKv: 2, ffDim: 128, attn: [1, 3], vocabSize: 2048 };
-const textPath = write("text.gguf", syntheticGguf({ shape, weightType: "F32", seed: 4 }));
-const detokPath = write("detok.gguf", syntheticDetokenizerGguf({ slidingWindow: 30 }));
-const head = syntheticAudioHead({ backboneDim: 64, dim: 256, nLayers: 2, ffDim: 128 });
-const vocoder = Buffer.concat(syntheticVocoderGguf(64, 5, head.tensors, head.meta));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const { textPath, detokPath, vocoder, remove } = writeTinySpeechSet("speech-dispose-");
+afterAll(remove);
 
 /** Bytes one backbone state of speak()'s default 4096 positions takes in the text model's arena. */
 function stateBytes(m: Model): number {
